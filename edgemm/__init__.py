@@ -1,0 +1,3 @@
+"""edgemm: offline, real-time multimodal recognition for the edge."""
+
+__version__ = "0.1.0"

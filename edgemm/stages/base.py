@@ -18,6 +18,7 @@ the stream clock.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -51,22 +52,32 @@ class FeatureStore:
 
     horizon_s: float = 10.0
     _items: dict[str, list[tuple[float, Any]]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def put(self, name: str, t: float, value: Any) -> None:
-        lst = self._items.setdefault(name, [])
-        lst.append((t, value))
-        if len(lst) > 64 and lst[0][0] < t - self.horizon_s:
-            cut = next((i for i, (ti, _) in enumerate(lst) if ti >= t - self.horizon_s), len(lst))
-            del lst[:cut]
+        with self._lock:
+            lst = self._items.setdefault(name, [])
+            lst.append((t, value))
+            if len(lst) > 64 and lst[0][0] < t - self.horizon_s:
+                cut = next(
+                    (i for i, (ti, _) in enumerate(lst) if ti >= t - self.horizon_s), len(lst)
+                )
+                del lst[:cut]
 
     def between(self, name: str, t_start: float, t_end: float) -> list[tuple[float, Any]]:
-        return [(t, v) for t, v in self._items.get(name, ()) if t_start <= t < t_end]
+        with self._lock:
+            return [(t, v) for t, v in self._items.get(name, ()) if t_start <= t < t_end]
 
     def latest(self, name: str, before: float | None = None) -> tuple[float, Any] | None:
-        for t, v in reversed(self._items.get(name, ())):
-            if before is None or t < before:
-                return t, v
+        with self._lock:
+            for t, v in reversed(self._items.get(name, ())):
+                if before is None or t < before:
+                    return t, v
         return None
+
+    def size(self) -> int:
+        with self._lock:
+            return sum(len(v) for v in self._items.values())
 
 
 class StageContext(Protocol):

@@ -61,7 +61,9 @@ class Event:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(", ", ": "), default=_jsonable)
+        return json.dumps(
+            self.to_dict(), ensure_ascii=False, separators=(", ", ": "), default=_jsonable
+        )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Event:
@@ -161,7 +163,9 @@ class EventBus:
     def subscribe(
         self, name: str, maxsize: int | None = None, types: list[str] | None = None
     ) -> Subscription:
-        sub = Subscription(name, maxsize or self.default_queue_size, frozenset(types) if types else None)
+        sub = Subscription(
+            name, maxsize or self.default_queue_size, frozenset(types) if types else None
+        )
         with self._lock:
             self._subs.append(sub)
         return sub

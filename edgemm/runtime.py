@@ -19,7 +19,10 @@ from .errors import ModelError
 
 BACKENDS = ("litert", "tflite-runtime")
 _MODULES = {"litert": "ai_edge_litert.interpreter", "tflite-runtime": "tflite_runtime.interpreter"}
-_INSTALL = {"litert": "pip install ai-edge-litert", "tflite-runtime": "pip install 'edgemm[tflite]'"}
+_INSTALL = {
+    "litert": "pip install ai-edge-litert",
+    "tflite-runtime": "pip install 'edgemm[tflite]'",
+}
 
 
 def available_backends() -> list[str]:
@@ -44,12 +47,15 @@ def resolve_backend(backend: str = "auto") -> str:
             )
         return found[0]
     if backend not in BACKENDS:
-        raise ModelError(f"unknown TFLite backend {backend!r}", f"use one of: auto, {', '.join(BACKENDS)}")
+        raise ModelError(
+            f"unknown TFLite backend {backend!r}", f"use one of: auto, {', '.join(BACKENDS)}"
+        )
     try:
         importlib.import_module(_MODULES[backend])
     except Exception as exc:
         raise ModelError(
-            f"TFLite backend {backend!r} cannot be imported: {exc}", f"install it with: {_INSTALL[backend]}"
+            f"TFLite backend {backend!r} cannot be imported: {exc}",
+            f"install it with: {_INSTALL[backend]}",
         ) from None
     return backend
 

@@ -101,8 +101,15 @@ class TFLiteModel:
     """
 
     def __init__(
-        self, path: str | Path, backend: str = "auto", num_threads: int = 1, name: str | None = None
+        self,
+        path: str | Path,
+        backend: str = "auto",
+        num_threads: int = 1,
+        name: str | None = None,
+        input_shapes: list[list[int]] | None = None,
     ) -> None:
+        """``input_shapes`` fixes dynamic input dimensions once, before tensors are allocated
+        (resizing later re-initialises XNNPACK and is refused for some models)."""
         self.path = Path(path)
         self.name = name or self.path.stem
         self.backend = resolve_backend(backend)
@@ -111,6 +118,9 @@ class TFLiteModel:
         cls = interpreter_class(self.backend)
         try:
             self.interpreter = cls(model_path=str(self.path), num_threads=num_threads)
+            if input_shapes:
+                for d, shape in zip(self.interpreter.get_input_details(), input_shapes, strict=False):
+                    self.interpreter.resize_tensor_input(d["index"], list(shape), strict=False)
             self.interpreter.allocate_tensors()
         except Exception as exc:  # the backends raise ValueError/RuntimeError with long text
             text = " ".join(str(exc).split())

@@ -13,8 +13,10 @@ def demo_files() -> tuple[Path, Path]:
     audio, video = DEMO_DIR / "audio.wav", DEMO_DIR / "video.mp4"
     for p in (audio, video):
         if not p.is_file():
-            raise SourceError(f"demo file {p.name} is missing from the package",
-                              "regenerate it with: python tools/make_session.py --demo edgemm/data/demo")
+            raise SourceError(
+                f"demo file {p.name} is missing from the package",
+                "regenerate it with: python tools/make_session.py --demo edgemm/data/demo",
+            )
     return audio, video
 
 

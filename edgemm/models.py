@@ -402,10 +402,15 @@ def model_path(name: str, verify: bool = True) -> Path:
 
 
 def verify(names: list[str] | None = None) -> list[tuple[str, str]]:
-    """(name, 'ok' | 'missing' | 'corrupt') for the named models, or every manifest model."""
+    """(name, 'ok' | 'missing' | 'corrupt') for the named models, or for the default set plus
+    every other model that is installed."""
     manifest = load_manifest()
-    chosen = names if names else list(manifest)
     root = models_dir()
+    chosen = (
+        names
+        if names
+        else [n for n, e in manifest.items() if e.default or (root / e.file).exists()]
+    )
     return [(n, _status(e, root / e.file)) for n, e in ((n, _entry(manifest, n)) for n in chosen)]
 
 

@@ -53,7 +53,9 @@ def load_image(name: str) -> np.ndarray:
     return cv2.cvtColor(img[..., :3].astype(np.uint8), cv2.COLOR_RGB2BGR)
 
 
-def speak(text: str, voice: str = "en-us", speed: int = 150, pitch: int | None = None) -> np.ndarray:
+def speak(
+    text: str, voice: str = "en-us", speed: int = 150, pitch: int | None = None
+) -> np.ndarray:
     """espeak-ng → 16 kHz int16, leading/trailing silence trimmed."""
     exe = shutil.which("espeak-ng")
     if exe is None:
@@ -82,7 +84,9 @@ def beep(freq: float, dur: float, db: float = -12.0) -> np.ndarray:
     return np.round(amp * np.sin(2 * np.pi * freq * t) * ramp).astype(np.int16)
 
 
-def render_audio(spec: dict[str, Any], rng: np.random.Generator) -> tuple[np.ndarray, list[dict[str, Any]]]:
+def render_audio(
+    spec: dict[str, Any], rng: np.random.Generator
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
     n = int(round(spec["duration"] * SR))
     mix = np.zeros(n, dtype=np.float64)
     noise_db = spec.get("noise_db")
@@ -91,7 +95,9 @@ def render_audio(spec: dict[str, Any], rng: np.random.Generator) -> tuple[np.nda
     placed = []
     for item in spec.get("audio", []):
         if "say" in item:
-            clip = speak(item["say"], item.get("voice", "en-us"), item.get("speed", 150), item.get("pitch"))
+            clip = speak(
+                item["say"], item.get("voice", "en-us"), item.get("speed", 150), item.get("pitch")
+            )
             gain = 10 ** (item.get("gain_db", 0.0) / 20)
             kind = "speech"
         elif "beep" in item:
@@ -107,7 +113,9 @@ def render_audio(spec: dict[str, Any], rng: np.random.Generator) -> tuple[np.nda
     return np.clip(np.round(mix), -32768, 32767).astype(np.int16), placed
 
 
-def render_frame(seg: dict[str, Any] | None, t: float, size: tuple[int, int], cache: dict[str, np.ndarray]) -> np.ndarray:
+def render_frame(
+    seg: dict[str, Any] | None, t: float, size: tuple[int, int], cache: dict[str, np.ndarray]
+) -> np.ndarray:
     w, h = size
     frame = np.full((h, w, 3), 96, dtype=np.uint8)
     if seg is None:
@@ -189,11 +197,15 @@ DEMO_SPEC: dict[str, Any] = {
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("spec", nargs="?", help="JSON or YAML spec file")
     ap.add_argument("out", help="output folder")
     ap.add_argument("--demo", action="store_true", help="make the bundled demo session")
-    ap.add_argument("--video-name", default="video.mp4", help="video.mp4 (mp4v) or video.avi (MJPG)")
+    ap.add_argument(
+        "--video-name", default="video.mp4", help="video.mp4 (mp4v) or video.avi (MJPG)"
+    )
     a = ap.parse_args()
     if a.demo:
         spec = DEMO_SPEC

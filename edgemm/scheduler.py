@@ -10,6 +10,12 @@ Two drive modes share the stages and the accounting:
   thread, vision in its own thread (up to one window ahead); at the end of each window both are
   joined and the window's events are published sorted by (input time, stage order, emission
   order), so the same inputs and config give the same events.
+
+Audio stages that set ``lane = "<name>"`` (e.g. the Vosk speech worker) run in a worker thread
+of their own, reading hops from the scheduler's :class:`AudioRing` by absolute sample index. In
+live mode a lane that falls behind sees ``ctx.lag_s`` grow and may skip cheap (non-speech) hops;
+if it falls further behind than the ring holds, the lost audio is counted and reported. In fast
+mode lanes are joined at every window like the vision thread.
 """
 
 from __future__ import annotations
@@ -71,6 +77,7 @@ class _StageCtx:
         self.sample_rate = sched.settings.sample_rate
         self.hop_samples = sched.settings.hop_samples
         self.features = sched.features
+        self.lag_s = 0.0  # lanes: how far this stage is behind the audio clock
         self.cursor = 0.0  # stream time of the newest input handed to the stage
         self.input_wall = 0.0  # wall time when that input arrived
         self._n = 0
@@ -98,6 +105,89 @@ class _StageCtx:
         self._sched._emit(self, ev, self._n)
 
 
+class _Lane:
+    """A worker thread running some audio stages from the scheduler's ring, in hop order."""
+
+    def __init__(self, name: str, sched: Scheduler) -> None:
+        self.name = name
+        self.sched = sched
+        self.stages: list[Any] = []
+        self.next = 0  # absolute index of the next sample to process
+        self.cond = threading.Condition()
+        self.thread: threading.Thread | None = None
+        self._closing = False
+        self.overruns = 0
+        self.lost_samples = 0
+
+    def notify(self) -> None:
+        with self.cond:
+            self.cond.notify_all()
+
+    def start(self, start_index: int) -> None:
+        self.next = start_index
+        self._closing = False
+        self.thread = threading.Thread(target=self._run, name=f"lane-{self.name}", daemon=True)
+        self.thread.start()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Process what has been written so far, then end the thread."""
+        with self.cond:
+            self._closing = True
+            self.cond.notify_all()
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+    def wait_until(self, index: int) -> None:
+        with self.cond:
+            while (
+                self.next + self.sched.settings.hop_samples <= index
+                and self.thread
+                and self.thread.is_alive()
+            ):
+                self.cond.wait(0.1)
+
+    def _run(self) -> None:
+        s = self.sched
+        hop, sr = s.settings.hop_samples, s.settings.sample_rate
+        buf = np.empty(hop, dtype=np.int16)
+        while True:
+            with self.cond:
+                while not self._closing and s._audio_index - self.next < hop:
+                    self.cond.wait(0.1)
+                if s._audio_index - self.next < hop:
+                    return
+            ring = s.ring
+            assert ring is not None
+            try:
+                ring.read(self.next, self.next + hop, out=buf)
+            except Overwritten as exc:
+                skip_to = exc.oldest + (-(exc.oldest - self.next)) % hop
+                self.overruns += 1
+                self.lost_samples += skip_to - self.next
+                s.report(
+                    "error",
+                    self.name,
+                    {
+                        "message": f"{self.name} fell {(skip_to - self.next) / sr:.1f} s "
+                        "behind and skipped that audio",
+                        "lost_samples": self.lost_samples,
+                    },
+                )
+                self.next = skip_to
+                continue
+            end_t = (self.next + hop) / sr
+            lag = (s._audio_index - self.next - hop) / sr
+            for st in self.stages:
+                ctx = s._ctx[id(st)]
+                ctx.cursor = end_t
+                ctx.lag_s = lag
+                ctx.input_wall = time.monotonic() if s._fast else s.clock.to_wall(end_t)
+                s._call(st, ctx, st.process_audio, buf, self.next, ctx)
+            with self.cond:
+                self.next += hop
+                self.cond.notify_all()
+
+
 class Scheduler:
     def __init__(
         self,
@@ -114,12 +204,18 @@ class Scheduler:
         self.clock = clock
         self.features = FeatureStore()
         self.counters = Counters()
-        self.audio_stages = list(audio_stages)
+        self.audio_stages = [st for st in audio_stages if not getattr(st, "lane", None)]
+        self.lanes: dict[str, _Lane] = {}
+        for st in audio_stages:
+            lane = getattr(st, "lane", None)
+            if lane:
+                self.lanes.setdefault(lane, _Lane(lane, self)).stages.append(st)
         self.video_stages = list(video_stages)
         self.window_stages = list(window_stages)
         order = 0
         self._ctx: dict[int, _StageCtx] = {}
-        for st in [*self.audio_stages, *self.video_stages, *self.window_stages]:
+        lane_stages = [st for ln in self.lanes.values() for st in ln.stages]
+        for st in [*self.audio_stages, *lane_stages, *self.video_stages, *self.window_stages]:
             self._ctx[id(st)] = _StageCtx(self, st.name, order)
             order += 1
         self._sys_ctx = _StageCtx(self, "scheduler", order)
@@ -132,6 +228,8 @@ class Scheduler:
         self._proc = psutil.Process()
         self._status_next = settings.status_interval_s
         self._status_last: tuple[float, float, int, int, int] | None = None
+        self.ring: AudioRing | None = None
+        self._audio_index = 0  # absolute index up to which main-thread audio stages have run
         self.audio_t = 0.0  # stream time up to which audio has been processed
         self.vision_t = 0.0
 
@@ -207,6 +305,10 @@ class Scheduler:
             self._call(st, ctx, st.process_audio, hop, start, ctx)
         self.counters.audio_hops += 1
         self.audio_t = end_t
+        if self.lanes:
+            self._audio_index = start + len(hop)
+            for ln in self.lanes.values():
+                ln.notify()
 
     def _video_frame(self, frame: Frame, state: dict[int, list[float]]) -> None:
         ran = False
@@ -241,7 +343,8 @@ class Scheduler:
         self.counters.windows += 1
 
     def _finish_stages(self, t: float) -> None:
-        for st in [*self.audio_stages, *self.video_stages, *self.window_stages]:
+        lane_stages = [st for ln in self.lanes.values() for st in ln.stages]
+        for st in [*self.audio_stages, *lane_stages, *self.video_stages, *self.window_stages]:
             fin = getattr(st, "finish", None)
             if fin is not None:
                 ctx = self._ctx[id(st)]
@@ -276,6 +379,16 @@ class Scheduler:
             "bus_dropped": self.bus.dropped,
             "counters": {k: v for k, v in asdict(c).items() if not isinstance(v, dict)},
         }
+        if self.lanes:
+            sr = self.settings.sample_rate
+            data["lanes"] = {
+                n: {
+                    "lag_ms": round(max(0, self._audio_index - ln.next) / sr * 1000, 1),
+                    "overruns": ln.overruns,
+                    "lost_samples": ln.lost_samples,
+                }
+                for n, ln in self.lanes.items()
+            }
         if self._extra_status is not None:
             data.update(self._extra_status())
         return data
@@ -353,6 +466,11 @@ class Scheduler:
             vt.start()
         next_hop = 0
         n_audio = len(audio) if audio is not None else 0
+        lanes = list(self.lanes.values()) if audio is not None else []
+        if lanes:
+            self.ring = AudioRing(max(int(30 * sr), int(4 * (s.window_s + s.window_hop_s) * sr)))
+            for ln in lanes:
+                ln.start(0)
         k = 0
         try:
             while not self._stop.is_set():
@@ -360,8 +478,13 @@ class Scheduler:
                 S = w.t_end
                 limit = min(n_audio, int(round(S * sr)))
                 while next_hop + hop <= limit:
-                    self._audio_hop(audio[next_hop : next_hop + hop], next_hop, time.monotonic())  # type: ignore[index]
+                    chunk = audio[next_hop : next_hop + hop]  # type: ignore[index]
+                    if self.ring is not None:
+                        self.ring.write(chunk)
+                    self._audio_hop(chunk, next_hop, time.monotonic())
                     next_hop += hop
+                for ln in lanes:
+                    ln.wait_until(next_hop)
                 with cond:
                     box["allowed"] = S + s.window_hop_s
                     cond.notify_all()
@@ -380,6 +503,8 @@ class Scheduler:
                 cond.notify_all()
             if vt:
                 vt.join()
+            for ln in lanes:
+                ln.close()
         end = max(duration, self.audio_t)
         self._finish_stages(end)
         self._flush(math.inf)
@@ -409,6 +534,11 @@ class Scheduler:
             vt.start()
         buf = np.empty(hop, dtype=np.int16)
         next_hop = ring.write_index if ring is not None else 0
+        self.ring = ring
+        self._audio_index = next_hop
+        lanes = list(self.lanes.values()) if ring is not None else []
+        for ln in lanes:
+            ln.start(next_hop)
         k = 0
         hop_s = hop / sr
         try:
@@ -459,6 +589,8 @@ class Scheduler:
             self._stop.set()
             if vt:
                 vt.join(5.0)
+            for ln in lanes:
+                ln.close()
         self._finish_stages(self.audio_t)
         self._status_next = 0.0
         self._maybe_status(max(self.audio_t, self.vision_t))

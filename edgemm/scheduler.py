@@ -584,7 +584,10 @@ class Scheduler:
                     audio_done = ring is None or ring.write_index - next_hop < hop
                     if finished() and audio_done and (vt is None or not vt.is_alive()):
                         break
-                    self._stop.wait(min(0.01, hop_s / 4))
+                    # sleep until the next hop should be complete (the capture callback
+                    # cannot signal without a lock), at least 1 ms, at most one hop
+                    due = self.clock.to_wall((next_hop + hop) / sr) if ring is not None else 0.0
+                    self._stop.wait(min(hop_s, max(0.001, due - time.monotonic() + 0.002)))
         finally:
             self._stop.set()
             if vt:

@@ -105,17 +105,25 @@ class FaceConfig:
     enabled: bool = False
     min_score: float = _f(0.5, min=0.0, max=1.0)
     max_fps: float = _f(15.0, min=0.1, max=120.0)
+    every_k: int = _f(1, min=1, max=100)
     on_s: float = _f(0.2, min=0.0, max=10.0)
-    off_s: float = _f(0.6, min=0.0, max=30.0)
-    mesh: bool = True
+    off_s: float = _f(0.5, min=0.0, max=30.0)
+    mesh: bool = True  # the mesh's face flag confirms detections and adds mouth-open/frontalness
+    min_presence: float = _f(0.5, min=0.0, max=1.0)
+    num_threads: int | None = _f(None, min=1, max=8)
 
 
 @dataclass(frozen=True)
 class HandsConfig:
     enabled: bool = False
     min_score: float = _f(0.5, min=0.0, max=1.0)
+    min_presence: float = _f(0.5, min=0.0, max=1.0)
     every_k: int = _f(2, min=1, max=100)
     max_fps: float = _f(15.0, min=0.1, max=120.0)
+    max_hands: int = _f(2, min=1, max=4)
+    hold_frames: int = _f(3, min=1, max=100)
+    mirrored: bool = False  # true when the camera image is a selfie (mirror) view
+    num_threads: int | None = _f(None, min=1, max=8)
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,49 @@ class StagesConfig:
     vad: VadConfig = field(default_factory=VadConfig)
     face: FaceConfig = field(default_factory=FaceConfig)
     hands: HandsConfig = field(default_factory=HandsConfig)
+
+
+@dataclass(frozen=True)
+class SttConfig:
+    """Vosk speech-to-text (a lane of its own); see edgemm/stages/speech.py."""
+
+    enabled: bool = False
+    model: str | None = None  # a manifest name (vosk_ko) or a Vosk model directory
+    mode: Literal["free", "grammar"] = "free"
+    phrases: list[str] = _f([])  # grammar mode: the phrases the recognizer may hear
+    gate: Literal["auto", "vad", "energy", "off"] = "auto"
+    vad_threshold: float = _f(0.5, min=0.0, max=1.0)
+    gate_on_db: float = _f(-40.0, min=-120.0, max=0.0)
+    preroll_s: float = _f(0.3, min=0.0, max=2.0)
+    hangover_s: float = _f(0.5, min=0.08, max=5.0, doc="silence that ends a gated utterance")
+    max_utterance_s: float = _f(15.0, min=1.0, max=120.0)
+    partials: bool = True
+    partial_interval_s: float = _f(0.5, min=0.08, max=10.0)
+    max_backlog_s: float = _f(2.0, min=0.1, max=600.0)
+    report_interval_s: float = _f(5.0, min=0.1, max=3600.0)
+
+
+@dataclass(frozen=True)
+class SlotConfig:
+    type: Literal["words", "number"] = "words"
+    words: list[str] = _f([])
+
+
+@dataclass(frozen=True)
+class IntentConfig:
+    examples: list[str] = _f([])  # "{slot}" marks where a slot value goes
+    keywords: list[str] = _f([])
+    slots: dict[str, SlotConfig] = _f({})
+
+
+@dataclass(frozen=True)
+class IntentsConfig:
+    """Text intents matched on final transcripts; see edgemm/text.py."""
+
+    threshold: float = _f(0.6, min=0.0, max=1.0)
+    on_partials: bool = False
+    decay_s: float = _f(3.0, min=0.01, max=600.0)
+    define: dict[str, IntentConfig] = _f({})
 
 
 @dataclass(frozen=True)
@@ -142,9 +193,63 @@ class JsonlSinkConfig:
 
 
 @dataclass(frozen=True)
+class MqttSinkConfig:
+    """MQTT publishing; secrets only through the environment variables named here."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = _f(1883, min=1, max=65535)
+    host_env: str = ""  # name of an environment variable that overrides host
+    port_env: str = ""  # name of an environment variable that overrides port
+    username_env: str = ""  # name of the environment variable holding the user name
+    password_env: str = ""  # name of the environment variable holding the password
+    prefix: str = "edgemm"
+    device_id: str = ""  # default: this machine's host name
+    client_id: str = ""  # default: edgemm-<device_id>
+    qos: int = _f(1, min=0, max=2)
+    keepalive_s: int = _f(30, min=5, max=3600)
+    tls: bool = False
+    ca_file: str = ""  # CA bundle for TLS (default: the system store)
+    tls_insecure: bool = False  # skip host name verification (testing only)
+    buffer_size: int = _f(1000, min=1, max=1_000_000, doc="events held while disconnected")
+    reconnect_min_s: float = _f(0.5, min=0.1, max=60.0)
+    reconnect_max_s: float = _f(30.0, min=0.1, max=3600.0)
+    exclude: list[str] = _f(["status"])
+    discovery: bool = True  # Home Assistant MQTT discovery
+    discovery_prefix: str = "homeassistant"
+
+
+@dataclass(frozen=True)
+class WebSinkConfig:
+    """Live dashboard (HTML + Server-Sent Events) and, optionally, /metrics on the same port."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"  # 0.0.0.0 opens it to the network: set token_env then
+    port: int = _f(8080, min=0, max=65535, doc="0 picks a free port")
+    token_env: str = ""  # name of an environment variable holding a bearer token
+    snapshot: bool = True
+    snapshot_fps: float = _f(2.0, min=0.1, max=10.0)
+    snapshot_width: int = _f(480, min=64, max=1920)
+    timeline: int = _f(50, min=1, max=1000, doc="events kept for new page loads")
+    client_queue: int = _f(200, min=1, max=100_000, doc="events buffered per SSE client")
+
+
+@dataclass(frozen=True)
+class MetricsSinkConfig:
+    """Prometheus /metrics: on the dashboard's server (port null) or a port of its own."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int | None = _f(None, min=0, max=65535)
+
+
+@dataclass(frozen=True)
 class SinksConfig:
     stdout: StdoutSinkConfig = field(default_factory=StdoutSinkConfig)
     jsonl: JsonlSinkConfig = field(default_factory=JsonlSinkConfig)
+    mqtt: MqttSinkConfig = field(default_factory=MqttSinkConfig)
+    web: WebSinkConfig = field(default_factory=WebSinkConfig)
+    metrics: MetricsSinkConfig = field(default_factory=MetricsSinkConfig)
 
 
 @dataclass(frozen=True)
@@ -167,6 +272,8 @@ class Config:
     sinks: SinksConfig = field(default_factory=SinksConfig)
     status: StatusConfig = field(default_factory=StatusConfig)
     bus: BusConfig = field(default_factory=BusConfig)
+    stt: SttConfig = field(default_factory=SttConfig)
+    intents: IntentsConfig = field(default_factory=IntentsConfig)
 
     @property
     def hop_samples(self) -> int:
@@ -376,6 +483,14 @@ def _validate(cfg: Config, ctx: _Ctx) -> None:
         raise ctx.err(
             "audio.enabled", "audio and video are both disabled", "enable at least one input"
         )
+    if cfg.stt.enabled and cfg.stt.mode == "grammar" and not cfg.stt.phrases:
+        raise ctx.err("stt.phrases", "grammar mode needs at least one phrase", "or mode: free")
+    for name, it in cfg.intents.define.items():
+        if not it.examples and not it.keywords:
+            raise ctx.err(f"intents.define.{name}", "needs examples or keywords")
+        for slot, sc in it.slots.items():
+            if sc.type == "words" and not sc.words:
+                raise ctx.err(f"intents.define.{name}.slots.{slot}.words", "is empty")
 
 
 def config_from_dict(

@@ -41,6 +41,7 @@ def build_stages(cfg: Config) -> tuple[list[Any], list[Any], list[Any]]:
     audio: list[Any] = []
     video: list[Any] = []
     window: list[Any] = []
+    backend = cfg.runtime.backend
     if cfg.audio.enabled:
         if st.energy_gate.enabled:
             eg = st.energy_gate
@@ -49,6 +50,40 @@ def build_stages(cfg: Config) -> tuple[list[Any], list[Any], list[Any]]:
         if st.brightness.enabled:
             b = st.brightness
             video.append(Brightness(b.bright, b.dark, b.max_fps))
+        if st.face.enabled:
+            from .stages.vision import FaceStage
+
+            f = st.face
+            face = FaceStage(
+                min_score=f.min_score,
+                on_s=f.on_s,
+                off_s=f.off_s,
+                mesh=f.mesh,
+                max_fps=f.max_fps,
+                every_k=f.every_k,
+                backend=backend,
+                min_presence=f.min_presence,
+                num_threads=f.num_threads or cfg.runtime.num_threads,
+            )
+            face.load()  # a missing or corrupt model fails here, at start-up
+            video.append(face)
+        if st.hands.enabled:
+            from .stages.vision import HandStage
+
+            h = st.hands
+            hands = HandStage(
+                every_k=h.every_k,
+                max_fps=h.max_fps,
+                min_score=h.min_score,
+                min_presence=h.min_presence,
+                max_hands=h.max_hands,
+                hold_frames=h.hold_frames,
+                mirrored=h.mirrored,
+                backend=backend,
+                num_threads=h.num_threads or cfg.runtime.num_threads,
+            )
+            hands.load()
+            video.append(hands)
     return audio, video, window
 
 

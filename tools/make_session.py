@@ -124,9 +124,14 @@ def render_frame(
         frame[:] = np.array(seg["color"][::-1], dtype=np.uint8)  # RGB in the spec, BGR here
         return frame
     name = seg["image"]
-    if name not in cache:
-        cache[name] = load_image(name)
-    img = cache[name]
+    key = f"{name}{seg.get('crop')}"
+    if key not in cache:
+        img = load_image(name)
+        if "crop" in seg:  # [x0, y0, x1, y1] in the source image, e.g. a head-and-shoulders shot
+            x0, y0, x1, y1 = seg["crop"]
+            img = np.ascontiguousarray(img[y0:y1, x0:x1])
+        cache[key] = img
+    img = cache[key]
     scale = seg.get("scale", 0.8) * min(w / img.shape[1], h / img.shape[0])
     iw, ih = max(1, int(img.shape[1] * scale)), max(1, int(img.shape[0] * scale))
     img = cv2.resize(img, (iw, ih), interpolation=cv2.INTER_AREA)
@@ -140,6 +145,29 @@ def render_frame(
     xe, ye = min(w, x0 + iw), min(h, y0 + ih)
     frame[ys:ye, xs:xe] = img[ys - y0 : ye - y0, xs - x0 : xe - x0]
     return frame
+
+
+def face_box(seg: dict[str, Any], t: float, size: tuple[int, int]) -> list[float] | None:
+    """Where the astronaut's face is in the frame at time t (for ground truth)."""
+    if seg.get("image") != "astronaut":
+        return None
+    src = (178, 81, 272, 175)
+    x0c, y0c, x1c, y1c = seg.get("crop", [0, 0, 512, 512])
+    iw0, ih0 = x1c - x0c, y1c - y0c
+    w, h = size
+    scale = seg.get("scale", 0.8) * min(w / iw0, h / ih0)
+    iw, ih = max(1, int(iw0 * scale)), max(1, int(ih0 * scale))
+    dx = dy = 0.0
+    if seg.get("motion") == "drift":
+        ph = (t - seg["t0"]) * 2 * np.pi / 6.0
+        dx, dy = 0.08 * w * np.sin(ph), 0.05 * h * np.sin(2 * ph)
+    ox, oy = round((w - iw) / 2 + dx), round((h - ih) / 2 + dy)
+    return [
+        ox + (src[0] - x0c) * scale,
+        oy + (src[1] - y0c) * scale,
+        ox + (src[2] - x0c) * scale,
+        oy + (src[3] - y0c) * scale,
+    ]
 
 
 def render_video(spec: dict[str, Any], path: Path) -> list[dict[str, Any]]:
@@ -174,6 +202,9 @@ def make_session(spec: dict[str, Any], out: Path, video_name: str = "video.mp4")
     return labels
 
 
+# head and shoulders of the astronaut photograph (her face spans about x 178-272, y 81-175)
+PORTRAIT = [95, 0, 355, 300]
+
 DEMO_SPEC: dict[str, Any] = {
     "duration": 20.0,
     "fps": 15,
@@ -182,9 +213,23 @@ DEMO_SPEC: dict[str, Any] = {
     "noise_db": -60,
     "video": [
         {"t0": 0.0, "t1": 3.0, "image": "coffee", "scale": 0.9},
-        {"t0": 3.0, "t1": 10.0, "image": "astronaut", "scale": 0.75, "motion": "drift"},
+        {
+            "t0": 3.0,
+            "t1": 10.0,
+            "image": "astronaut",
+            "crop": PORTRAIT,
+            "scale": 0.9,
+            "motion": "drift",
+        },
         {"t0": 10.0, "t1": 13.5, "image": "chelsea", "scale": 0.9},
-        {"t0": 13.5, "t1": 20.0, "image": "astronaut", "scale": 0.6, "motion": "drift"},
+        {
+            "t0": 13.5,
+            "t1": 20.0,
+            "image": "astronaut",
+            "crop": PORTRAIT,
+            "scale": 0.75,
+            "motion": "drift",
+        },
     ],
     "audio": [
         {"t": 4.5, "say": "hey jarvis", "voice": "en-us"},

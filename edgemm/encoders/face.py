@@ -1,0 +1,192 @@
+"""Face detection (BlazeFace short range) and face mesh (468 landmarks) on BGR arrays.
+
+Pre- and post-processing follow MediaPipe 0.10's graphs: ``face_detection_short_range``
+(128×128 letterbox, input in [-1, 1], 896 anchors, weighted NMS at IoU 0.3) and
+``face_landmark`` (an eye-aligned ROI 1.5× the detection box, 192×192 input in [0, 1], a
+face-presence logit). Arrays in, features out: nothing here touches a device.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .vision import (
+    Letterbox,
+    RoiCrop,
+    RotatedRect,
+    SsdDecoder,
+    load_model,
+    output_index,
+    rotation_from_points,
+    transform_rect,
+)
+
+# BlazeFace keypoints (the subject's right eye appears on the image's left).
+KP_RIGHT_EYE, KP_LEFT_EYE, KP_NOSE, KP_MOUTH, KP_RIGHT_EAR, KP_LEFT_EAR = range(6)
+
+# Face mesh landmark indices used for the derived features.
+LM_NOSE_TIP = 1
+LM_LIP_UPPER_INNER, LM_LIP_LOWER_INNER = 13, 14
+LM_MOUTH_RIGHT, LM_MOUTH_LEFT = 61, 291
+LM_CHEEK_RIGHT, LM_CHEEK_LEFT = 234, 454
+LM_FOREHEAD, LM_CHIN = 10, 152
+
+
+@dataclass(frozen=True, eq=False)
+class FaceDetection:
+    """One face in source pixels: ``box`` (x1, y1, x2, y2), ``keypoints`` (6, 2) in the order
+    right eye, left eye, nose tip, mouth centre, right ear tragion, left ear tragion."""
+
+    box: np.ndarray
+    score: float
+    keypoints: np.ndarray
+
+    @property
+    def width(self) -> float:
+        return float(self.box[2] - self.box[0])
+
+    @property
+    def height(self) -> float:
+        return float(self.box[3] - self.box[1])
+
+    @property
+    def area(self) -> float:
+        return max(0.0, self.width) * max(0.0, self.height)
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return float(self.box[0] + self.box[2]) / 2.0, float(self.box[1] + self.box[3]) / 2.0
+
+    @property
+    def frontalness(self) -> float:
+        """1 when the nose sits midway between the ears (facing the camera), towards 0 as the
+        head turns (yaw); measured along the eye axis, so in-plane roll does not matter."""
+        kp = self.keypoints
+        return symmetry(
+            kp[KP_NOSE], kp[KP_RIGHT_EAR], kp[KP_LEFT_EAR], kp[KP_LEFT_EYE] - kp[KP_RIGHT_EYE]
+        )
+
+
+def symmetry(center: np.ndarray, a: np.ndarray, b: np.ndarray, axis: np.ndarray) -> float:
+    """min/max of the distances from ``center`` to ``a`` and ``b`` along ``axis`` (0..1)."""
+    n = float(np.hypot(axis[0], axis[1]))
+    if n < 1e-6:
+        return 0.0
+    u = axis / n
+    da = abs(float(np.dot(center - a, u)))
+    db = abs(float(np.dot(b - center, u)))
+    hi = max(da, db)
+    return min(da, db) / hi if hi > 1e-6 else 0.0
+
+
+class FaceDetector:
+    """BlazeFace short range: ``detect(bgr) -> list[FaceDetection]`` (best score first).
+
+    One instance per thread; the interpreter, anchors and input buffer are set up once.
+    ``model`` is a file path, or None for the installed ``face_detection_short_range``.
+    """
+
+    SIZE = 128
+    STRIDES = (8, 16, 16, 16)
+
+    def __init__(
+        self,
+        min_score: float = 0.5,
+        iou_threshold: float = 0.3,
+        model: str | Path | None = None,
+        backend: str = "auto",
+        num_threads: int = 1,
+    ) -> None:
+        self.model = load_model("face_detection_short_range", model, backend, num_threads)
+        self._reg = output_index(self.model, 16)
+        self._cls = output_index(self.model, 1)
+        self.letterbox = Letterbox(self.SIZE, (-1.0, 1.0))
+        self.decoder = SsdDecoder(self.SIZE, self.STRIDES, 6, min_score, iou_threshold)
+
+    def detect(self, image: np.ndarray) -> list[FaceDetection]:
+        self.model.set_input(0, self.letterbox(image))
+        self.model.invoke()
+        reg = self.model.output(self._reg)[0]
+        logits = self.model.output(self._cls)[0, :, 0]
+        out = []
+        for score, pts in self.decoder.decode(reg, logits):
+            src = self.letterbox.to_source(pts)
+            out.append(FaceDetection(box=src[:2].reshape(4), score=score, keypoints=src[2:]))
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class FaceMeshResult:
+    """468 landmarks (x, y in source pixels; z in the same pixel scale, relative to the face
+    centre, smaller is nearer) and features derived from them."""
+
+    landmarks: np.ndarray
+    presence: float
+    mouth_open: float
+    frontalness: float
+    roi: RotatedRect = field(repr=False)
+
+
+def face_roi(det: FaceDetection, scale: float = 1.5) -> RotatedRect:
+    """The eye-aligned square ROI MediaPipe feeds the face mesh model (1.5× the box)."""
+    cx, cy = det.center
+    rot = rotation_from_points(det.keypoints[KP_RIGHT_EYE], det.keypoints[KP_LEFT_EYE], 0.0)
+    return transform_rect(cx, cy, det.width, det.height, rot, scale)
+
+
+def mouth_open_ratio(lm: np.ndarray) -> float:
+    """Inner-lip gap over mouth width: ~0 closed, ~0.3+ wide open."""
+    gap = float(np.hypot(*(lm[LM_LIP_LOWER_INNER, :2] - lm[LM_LIP_UPPER_INNER, :2])))
+    width = float(np.hypot(*(lm[LM_MOUTH_LEFT, :2] - lm[LM_MOUTH_RIGHT, :2])))
+    return gap / width if width > 1e-6 else 0.0
+
+
+def mesh_frontalness(lm: np.ndarray) -> float:
+    """Yaw estimate from the mesh: nose tip against the two cheek contours (1 = frontal)."""
+    axis = lm[LM_CHEEK_LEFT, :2] - lm[LM_CHEEK_RIGHT, :2]
+    return symmetry(lm[LM_NOSE_TIP, :2], lm[LM_CHEEK_RIGHT, :2], lm[LM_CHEEK_LEFT, :2], axis)
+
+
+class FaceMesh:
+    """``process(bgr, detection) -> FaceMeshResult | None`` (None when the model's face flag is
+    below ``min_presence``). One instance per thread."""
+
+    SIZE = 192
+
+    def __init__(
+        self,
+        min_presence: float = 0.5,
+        model: str | Path | None = None,
+        backend: str = "auto",
+        num_threads: int = 1,
+    ) -> None:
+        self.model = load_model("face_landmark", model, backend, num_threads)
+        self._lm = output_index(self.model, 1404)
+        self._flag = output_index(self.model, 1)
+        self.crop = RoiCrop(self.SIZE, (0.0, 1.0), cv2.BORDER_REPLICATE)
+        self.min_presence = min_presence
+
+    def process(self, image: np.ndarray, detection: FaceDetection) -> FaceMeshResult | None:
+        roi = face_roi(detection)
+        self.model.set_input(0, self.crop(image, roi))
+        self.model.invoke()
+        logit = float(self.model.output(self._flag).reshape(-1)[0])
+        presence = 1.0 / (1.0 + math.exp(-max(-100.0, min(100.0, logit))))
+        if presence < self.min_presence:
+            return None
+        raw = self.model.output(self._lm).reshape(468, 3)
+        lm = np.empty((468, 3), dtype=np.float32)
+        lm[:, :2] = self.crop.to_source(raw)
+        lm[:, 2] = raw[:, 2] * (roi.width / self.SIZE)
+        return FaceMeshResult(
+            landmarks=lm,
+            presence=presence,
+            mouth_open=mouth_open_ratio(lm),
+            frontalness=mesh_frontalness(lm),
+            roi=roi,
+        )

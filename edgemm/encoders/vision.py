@@ -1,0 +1,311 @@
+"""Shared image geometry for the vision encoders: SSD anchors, box decoding, weighted NMS,
+letterboxing and rotated region-of-interest crops.
+
+The encoders themselves live in :mod:`edgemm.encoders.face` (face detection, face mesh),
+:mod:`edgemm.encoders.hands` (palm detection, hand landmarks) and
+:mod:`edgemm.encoders.gestures` (rule-based gestures from hand landmarks).
+
+Conventions: images are BGR uint8 HxWx3 as they come from OpenCV; coordinates are source
+pixels (x right, y down) unless a name says otherwise. A :class:`RotatedRect` maps a square
+model crop onto the source image; rotation is in radians, positive turns the crop clockwise on
+screen (the same convention as MediaPipe's ``NormalizedRect.rotation``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import ModelError
+from ..runtime import TFLiteModel, repair_hint
+
+
+def ssd_anchor_centers(input_size: int, strides: tuple[int, ...]) -> np.ndarray:
+    """Centres (x, y) in [0, 1] of fixed-size SSD anchors, float32 (N, 2).
+
+    Follows MediaPipe's ``SsdAnchorsCalculator`` with one aspect ratio (1.0), an interpolated
+    scale (so two anchors per layer), anchor offset 0.5 and ``fixed_anchor_size``: consecutive
+    layers with the same stride share one feature map, each adding two anchors per cell.
+    BlazeFace short range (128, strides 8,16,16,16) gives 896 anchors; palm detection (192, the
+    same strides) gives 2016.
+    """
+    out: list[np.ndarray] = []
+    i = 0
+    while i < len(strides):
+        stride = strides[i]
+        layers = 0
+        while i < len(strides) and strides[i] == stride:
+            layers += 1
+            i += 1
+        cells = math.ceil(input_size / stride)
+        c = (np.arange(cells, dtype=np.float32) + 0.5) / cells
+        ys, xs = np.meshgrid(c, c, indexing="ij")
+        grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
+        out.append(np.repeat(grid, 2 * layers, axis=0))
+    return np.concatenate(out).astype(np.float32)
+
+
+class SsdDecoder:
+    """Decodes ``[x, y, w, h, kx0, ky0, ...]`` regressors against fixed-size anchors.
+
+    Mirrors ``TensorsToDetectionsCalculator`` with ``reverse_output_order`` (x before y),
+    ``sigmoid_score`` with ``score_clipping_thresh`` 100, and scales equal to the input size;
+    then weighted non-maximum suppression (``NonMaxSuppressionCalculator``, IoU, WEIGHTED).
+    Scores are thresholded on the logit, so only candidates get the sigmoid.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        strides: tuple[int, ...],
+        num_keypoints: int,
+        min_score: float = 0.5,
+        iou_threshold: float = 0.3,
+        clip: float = 100.0,
+    ) -> None:
+        if not 0.0 < min_score < 1.0:
+            raise ValueError(f"min_score must be in (0, 1), got {min_score}")
+        self.size = float(input_size)
+        anchors = ssd_anchor_centers(input_size, strides) * self.size  # pixels
+        self.num_keypoints = num_keypoints
+        # Offsets added to each regressor row: anchor centre for x/y and every keypoint.
+        self._offsets = np.zeros((len(anchors), 4 + 2 * num_keypoints), dtype=np.float32)
+        self._offsets[:, 0::2] = anchors[:, :1]
+        self._offsets[:, 1::2] = anchors[:, 1:]
+        self._offsets[:, 2:4] = 0.0
+        self.min_score = min_score
+        self.min_logit = float(math.log(min_score / (1.0 - min_score)))
+        self.iou_threshold = iou_threshold
+        self.clip = clip
+
+    def decode(self, regressors: np.ndarray, logits: np.ndarray) -> list[tuple[float, np.ndarray]]:
+        """``regressors`` (N, 4 + 2K) and ``logits`` (N,) for one image → NMS-filtered
+        detections as (score, points) with points (2 + K, 2) in model-input pixels: box corners
+        (x1, y1), (x2, y2), then the keypoints. Best score first."""
+        idx = np.flatnonzero(logits > self.min_logit)
+        if idx.size == 0:
+            return []
+        rows = regressors[idx] + self._offsets[idx]
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits[idx], -self.clip, self.clip)))
+        half = rows[:, 2:4] * 0.5
+        centre = rows[:, 0:2].copy()
+        rows[:, 0:2] = centre - half
+        rows[:, 2:4] = centre + half
+        return [(s, r.reshape(-1, 2)) for s, r in weighted_nms(rows, scores, self.iou_threshold)]
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of boxes (N, 4) and (M, 4) given as (x1, y1, x2, y2) → (N, M)."""
+    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(ix2 - ix1, 0.0, None) * np.clip(iy2 - iy1, 0.0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return inter / np.maximum(union, 1e-12)
+
+
+def weighted_nms(
+    rows: np.ndarray, scores: np.ndarray, iou_threshold: float
+) -> list[tuple[float, np.ndarray]]:
+    """MediaPipe's WEIGHTED suppression on rows ``(x1, y1, x2, y2, ...)`` (anything after the box,
+    e.g. keypoints, is averaged along): the best remaining row and every row whose box overlaps
+    it by more than ``iou_threshold`` merge into their score-weighted mean, which keeps the best
+    score. Returns (score, merged row), best first."""
+    if len(scores) == 1:
+        return [(float(scores[0]), rows[0])]
+    order = np.argsort(-scores, kind="stable")
+    rows, scores = rows[order], scores[order]
+    overlaps = iou_matrix(rows[:, :4], rows[:, :4]) > iou_threshold
+    alive = np.ones(len(scores), dtype=bool)
+    out: list[tuple[float, np.ndarray]] = []
+    for i in range(len(scores)):
+        if not alive[i]:
+            continue
+        group = alive & overlaps[i]
+        group[i] = True
+        alive &= ~group
+        w = scores[group]
+        out.append((float(scores[i]), (w @ rows[group]) / w.sum()))
+    return out
+
+
+class Letterbox:
+    """Fits a BGR image into a square RGB float tensor keeping the aspect ratio, centred, with
+    black borders (MediaPipe's ``keep_aspect_ratio`` with ``BORDER_ZERO``).
+
+    The tensor buffer is allocated once; :meth:`to_source` undoes the transform.
+    """
+
+    def __init__(self, size: int, value_range: tuple[float, float]) -> None:
+        self.size = size
+        lo, hi = value_range
+        self._alpha = np.float32((hi - lo) / 255.0)
+        self._beta = np.float32(lo)
+        self._canvas = np.zeros((size, size, 3), dtype=np.uint8)
+        self._rgb = np.zeros((size, size, 3), dtype=np.uint8)
+        self.tensor = np.zeros((1, size, size, 3), dtype=np.float32)
+        self.scale_x = 1.0
+        self.scale_y = 1.0
+        self.pad_x = 0
+        self.pad_y = 0
+        self._shape: tuple[int, int] = (0, 0)
+        self._view: np.ndarray | None = None
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        if (h, w) != self._shape:
+            self._configure(h, w)
+        assert self._view is not None
+        vh, vw = self._view.shape[:2]
+        # Bilinear like MediaPipe's ImageToTensor; INTER_AREA would cost ~0.4 ms more per frame.
+        cv2.resize(image, (vw, vh), dst=self._view, interpolation=cv2.INTER_LINEAR)
+        cv2.cvtColor(self._canvas, cv2.COLOR_BGR2RGB, dst=self._rgb)
+        out = self.tensor[0]
+        np.multiply(self._rgb, self._alpha, out=out)
+        out += self._beta
+        return self.tensor
+
+    def _configure(self, h: int, w: int) -> None:
+        s = self.size / max(h, w)
+        vw = max(1, min(self.size, round(w * s)))
+        vh = max(1, min(self.size, round(h * s)))
+        self.pad_x = (self.size - vw) // 2
+        self.pad_y = (self.size - vh) // 2
+        self.scale_x = vw / w
+        self.scale_y = vh / h
+        self._canvas[:] = 0
+        self._view = self._canvas[self.pad_y : self.pad_y + vh, self.pad_x : self.pad_x + vw]
+        self._shape = (h, w)
+
+    def to_source(self, pts: np.ndarray) -> np.ndarray:
+        """Model-input pixel coordinates (..., 2) → source pixel coordinates."""
+        out = np.empty_like(pts, dtype=np.float32)
+        out[..., 0] = (pts[..., 0] - self.pad_x) / self.scale_x
+        out[..., 1] = (pts[..., 1] - self.pad_y) / self.scale_y
+        return out
+
+
+@dataclass(frozen=True)
+class RotatedRect:
+    """A rotated rectangle in source pixels: centre, width, height, rotation (radians)."""
+
+    cx: float
+    cy: float
+    width: float
+    height: float
+    rotation: float
+
+    def corners(self) -> np.ndarray:
+        """(4, 2): top-left, top-right, bottom-right, bottom-left in the rect's own frame."""
+        local = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]], dtype=np.float32)
+        local *= np.array([self.width, self.height], dtype=np.float32)
+        return local @ rotation_matrix(self.rotation).T + np.array([self.cx, self.cy], np.float32)
+
+
+def rotation_matrix(theta: float) -> np.ndarray:
+    c, s = math.cos(theta), math.sin(theta)
+    return np.array([[c, -s], [s, c]], dtype=np.float32)
+
+
+def normalize_radians(angle: float) -> float:
+    return angle - 2.0 * math.pi * math.floor((angle + math.pi) / (2.0 * math.pi))
+
+
+def rotation_from_points(p0: np.ndarray, p1: np.ndarray, target: float) -> float:
+    """Rotation that brings the vector p0→p1 to ``target`` radians (counter-clockwise from +x,
+    y up), as MediaPipe's ``DetectionsToRectsCalculator`` computes it."""
+    return normalize_radians(target - math.atan2(-(p1[1] - p0[1]), p1[0] - p0[0]))
+
+
+def transform_rect(
+    cx: float,
+    cy: float,
+    w: float,
+    h: float,
+    rotation: float,
+    scale: float,
+    shift_y: float = 0.0,
+) -> RotatedRect:
+    """``RectTransformationCalculator`` with ``square_long``: shift along the rect's own y axis
+    (a fraction of its height), make it square on the long side, then scale."""
+    if shift_y:
+        dx, dy = rotation_matrix(rotation) @ np.array([0.0, h * shift_y], dtype=np.float32)
+        cx, cy = cx + float(dx), cy + float(dy)
+    side = max(w, h) * scale
+    return RotatedRect(cx, cy, side, side, rotation)
+
+
+class RoiCrop:
+    """Warps a rotated ROI of a BGR image into a square RGB float tensor (preallocated) and maps
+    model-input pixel coordinates back to the source image."""
+
+    def __init__(self, size: int, value_range: tuple[float, float], border: int) -> None:
+        self.size = size
+        lo, hi = value_range
+        self._alpha = np.float32((hi - lo) / 255.0)
+        self._beta = np.float32(lo)
+        self._border = border
+        self._bgr = np.zeros((size, size, 3), dtype=np.uint8)
+        self._rgb = np.zeros((size, size, 3), dtype=np.uint8)
+        self.tensor = np.zeros((1, size, size, 3), dtype=np.float32)
+        self.matrix = np.zeros((2, 3), dtype=np.float32)  # model pixels → source pixels
+
+    def __call__(self, image: np.ndarray, rect: RotatedRect) -> np.ndarray:
+        a = rotation_matrix(rect.rotation) * np.array(
+            [rect.width / self.size, rect.height / self.size], dtype=np.float32
+        )
+        half = self.size / 2.0
+        self.matrix[:, :2] = a
+        self.matrix[:, 2] = np.array([rect.cx, rect.cy], np.float32) - a @ np.array(
+            [half, half], np.float32
+        )
+        # The matrix maps pixel corners; OpenCV samples pixel centres, hence the half-pixel terms.
+        m = self.matrix.copy()
+        m[:, 2] += a @ np.array([0.5, 0.5], np.float32) - 0.5
+        cv2.warpAffine(
+            image,
+            m,
+            (self.size, self.size),
+            dst=self._bgr,
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=self._border,
+        )
+        cv2.cvtColor(self._bgr, cv2.COLOR_BGR2RGB, dst=self._rgb)
+        out = self.tensor[0]
+        np.multiply(self._rgb, self._alpha, out=out)
+        out += self._beta
+        return self.tensor
+
+    def to_source(self, pts: np.ndarray) -> np.ndarray:
+        """(N, 2) model-input pixels → (N, 2) source pixels, with the last crop's ROI."""
+        return (pts[:, :2] @ self.matrix[:, :2].T + self.matrix[:, 2]).astype(np.float32)
+
+
+def load_model(name: str, path: str | Path | None, backend: str, num_threads: int) -> TFLiteModel:
+    """Loads a model by manifest name (``edgemm models install`` puts it in the cache) or an
+    explicit file path. Call it on the thread that will run the model."""
+    if path is None:
+        from ..models import model_path
+
+        path = model_path(name)
+    return TFLiteModel(path, backend=backend, num_threads=num_threads, name=name)
+
+
+def output_index(model: TFLiteModel, last_dim: int) -> int:
+    """Index of the output tensor whose last dimension is ``last_dim`` (order differs by
+    converter, shapes do not)."""
+    for i, t in enumerate(model.outputs):
+        if t.shape[-1] == last_dim:
+            return i
+    shapes = [t.shape for t in model.outputs]
+    raise ModelError(
+        f"model {model.name} has no output with last dimension {last_dim} (outputs {shapes})",
+        repair_hint(model.path),
+    )

@@ -86,15 +86,20 @@ class BrightnessConfig:
 @dataclass(frozen=True)
 class WakeWordConfig:
     enabled: bool = False
-    models: list[str] = _f(["hey_jarvis"])
-    threshold: float = _f(0.5, min=0.0, max=1.0)
-    thresholds: dict[str, float] = _f({})
+    engine: Literal["openwakeword", "micro"] = "openwakeword"
+    models: list[str] = _f(["hey_jarvis"])  # manifest names (micro: micro_hey_jarvis, ...) or paths
+    threshold: float | None = _f(
+        None, min=0.0, max=1.0, doc="null: 0.5, or each micro model's cutoff"
+    )
+    thresholds: dict[str, float] = _f({})  # per-model overrides
     refractory_s: float = _f(2.0, min=0.0, max=60.0)
+    num_threads: int | None = _f(None, min=1, max=8)
 
 
 @dataclass(frozen=True)
 class VadConfig:
     enabled: bool = False
+    backend: Literal["silero", "micro"] = "silero"  # micro: about a third of the CPU, later ends
     threshold: float = _f(0.5, min=0.0, max=1.0)
     min_speech_s: float = _f(0.25, min=0.0, max=10.0)
     min_silence_s: float = _f(0.5, min=0.0, max=10.0)
@@ -177,6 +182,42 @@ class IntentsConfig:
     on_partials: bool = False
     decay_s: float = _f(3.0, min=0.01, max=600.0)
     define: dict[str, IntentConfig] = _f({})
+
+
+@dataclass(frozen=True)
+class FusionClassConfig:
+    """A class for weighted_sum: the cue values it expects per modality (see edgemm/fusion.py)."""
+
+    audio: dict[str, float] = _f({})  # cues: speech, wake, wake_<model>
+    vision: dict[str, float] = _f({})  # cues: face, mouth, gesture_<name>
+    text: dict[str, float] = _f({})  # cues: intent, intent_<name>
+
+
+@dataclass(frozen=True)
+class FusionRuleConfig:
+    label: str = "idle"  # the class this rule names
+    when: list[str] = _f([])  # conditions that must all hold, e.g. "wake >= 0.5"
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """Per-window fusion into recognitions; see edgemm/fusion.py."""
+
+    enabled: bool = False
+    method: Literal["concat", "weighted_sum", "rules"] = "concat"
+    model: str = "fusion_default"  # concat: a head name in models/ or a .tflite path
+    classes: dict[str, FusionClassConfig] = _f({})  # weighted_sum; empty: the kiosk classes
+    weights: dict[str, float] = _f({"audio": 0.5, "vision": 0.5, "text": 0.0})
+    rules: list[FusionRuleConfig] = _f([])  # rules; empty: the kiosk rules
+    default_class: str = "idle"  # rules: the class when no rule holds; never announced
+    smoothing: Literal["ema", "k_of_n", "none"] = "ema"
+    ema_alpha: float = _f(0.7, min=0.01, max=1.0, doc="weight of the newest window")
+    k: int = _f(2, min=1, max=100)
+    n: int = _f(3, min=1, max=100)
+    threshold: float = _f(0.5, min=0.0, max=1.0)
+    thresholds: dict[str, float] = _f({})
+    hysteresis: float = _f(0.1, min=0.0, max=1.0)
+    refractory_s: float = _f(2.0, min=0.0, max=600.0)
 
 
 @dataclass(frozen=True)
@@ -274,6 +315,7 @@ class Config:
     bus: BusConfig = field(default_factory=BusConfig)
     stt: SttConfig = field(default_factory=SttConfig)
     intents: IntentsConfig = field(default_factory=IntentsConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
 
     @property
     def hop_samples(self) -> int:

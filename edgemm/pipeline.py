@@ -43,9 +43,41 @@ def build_stages(cfg: Config) -> tuple[list[Any], list[Any], list[Any]]:
     window: list[Any] = []
     backend = cfg.runtime.backend
     if cfg.audio.enabled:
-        if st.energy_gate.enabled:
-            eg = st.energy_gate
-            audio.append(EnergyGate(eg.on_db, eg.off_db, eg.hangover_s))
+        # always measures the level (status, dashboard, speech gating); emits vad events only
+        # when enabled
+        eg = st.energy_gate
+        audio.append(EnergyGate(eg.on_db, eg.off_db, eg.hangover_s, emit=eg.enabled))
+        if st.vad.enabled:
+            from .stages.audio import VadStage
+
+            v = st.vad
+            audio.append(VadStage(v.threshold, v.min_speech_s, v.min_silence_s, backend=v.backend))
+        if st.wakeword.enabled:
+            from .stages.audio import WakeWordStage
+
+            w = st.wakeword
+            thr: float | dict[str, float] | None = w.threshold
+            if w.thresholds:
+                thr = dict(w.thresholds)
+                if w.threshold is not None:
+                    for m in w.models:
+                        thr.setdefault(Path(m).stem, w.threshold)
+            audio.append(
+                WakeWordStage(
+                    list(w.models),
+                    threshold=thr,
+                    refractory_s=w.refractory_s,
+                    backend=backend,
+                    num_threads=w.num_threads or cfg.runtime.num_threads,
+                    engine=w.engine,
+                )
+            )
+    if cfg.stt.enabled:
+        from .stages.speech import build_speech_stage
+
+        speech = build_speech_stage(cfg)  # None (one log line) when STT is off
+        if speech is not None:
+            audio.append(speech)
     if cfg.video.enabled:
         if st.brightness.enabled:
             b = st.brightness
@@ -84,6 +116,10 @@ def build_stages(cfg: Config) -> tuple[list[Any], list[Any], list[Any]]:
             )
             hands.load()
             video.append(hands)
+    if cfg.fusion.enabled:
+        from .stages.fusion import build_fusion_stage
+
+        window.append(build_fusion_stage(cfg))
     return audio, video, window
 
 
@@ -132,6 +168,20 @@ class Pipeline:
             if video_file is not None:
                 self._video = VideoFile(video_file)
         a, v, w = build_stages(self._effective_config())
+        self.snapshots = None  # newest camera JPEG for the dashboard
+        if (
+            cfg.sinks.web.enabled
+            and cfg.sinks.web.snapshot
+            and self._effective_config().video.enabled
+        ):
+            from .stages.snapshot import SnapshotBuffer, SnapshotStage
+
+            self.snapshots = SnapshotBuffer()
+            v.append(
+                SnapshotStage(
+                    self.snapshots, cfg.sinks.web.snapshot_fps, cfg.sinks.web.snapshot_width
+                )
+            )
         self.scheduler = Scheduler(
             scheduler_settings(cfg), self.bus, self.clock, a, v, w, extra_status=self._source_status
         )
@@ -143,6 +193,11 @@ class Pipeline:
             self.sinks.append(JsonlSink(out, cfg.sinks.jsonl.exclude))
         elif cfg.sinks.jsonl.enabled:
             self.sinks.append(JsonlSink(cfg.sinks.jsonl.path, cfg.sinks.jsonl.exclude))
+        if cfg.sinks.mqtt.enabled or cfg.sinks.web.enabled or cfg.sinks.metrics.enabled:
+            from .sinks.web import network_sinks
+
+            self.mqtt, self.web, self.metrics = network_sinks(cfg, self._report, self.snapshots)
+            self.sinks += [s for s in (self.metrics, self.mqtt, self.web) if s is not None]
         self._camera_factory = camera_factory
         self._sd = sounddevice_module
         self.camera: CameraSource | None = None
@@ -178,9 +233,21 @@ class Pipeline:
             d["input_overflows"] = self.mic.overflows
         if self._frames is not None:
             d["frames_dropped"] = self._frames.dropped
+        c = self.scheduler.counters
+        secs = dict(c.stage_seconds)
+        d["stages"] = {
+            n: {"calls": k, "seconds": round(secs.get(n, 0.0), 6)}
+            for n, k in dict(c.stage_runs).items()
+        }
+        sink_stats = {s.name: s.stats() for s in self.sinks if hasattr(s, "stats")}
+        if sink_stats:
+            d["sinks"] = sink_stats
         return d
 
     _frames: FrameRing | None = None
+    mqtt: Any = None  # the MQTT sink, dashboard and metrics when the config enables them
+    web: Any = None
+    metrics: Any = None
 
     # ---------------------------------------------------------------- subscription API
 
@@ -299,6 +366,9 @@ class Pipeline:
         self.scheduler.stop()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
+        for s in (self.web, self.metrics):  # servers outlive the event stream until stop()
+            if s is not None:
+                s.shutdown()
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)

@@ -18,7 +18,7 @@ from edgemm.sources.audiofile import read_wav, write_wav
 
 
 def _replay(session: Path, realtime: bool = False, **kw) -> list[Event]:
-    cfg = load_config("default")
+    cfg = load_config({})  # built-in stages only (the dataclass defaults)
     with Pipeline(
         cfg,
         audio_file=session / "audio.wav",
@@ -92,7 +92,7 @@ def test_jsonl_out_has_every_event_flushed(beep_session: Path, tmp_path: Path) -
 
 
 def test_audio_only_and_video_only_replays(beep_session: Path) -> None:
-    cfg = load_config("default")
+    cfg = load_config({})  # built-in stages only (the dataclass defaults)
     with Pipeline(cfg, audio_file=beep_session / "audio.wav", stdout=False) as p:
         ev = list(p.events())
     assert any(e.type == "vad" for e in ev) and not any(e.type == "brightness" for e in ev)
@@ -157,8 +157,15 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_cli_replay_and_errors(beep_session: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli.jsonl"
+    core = tmp_path / "core.yaml"
+    core.write_text(
+        "stages:\n  energy_gate: {enabled: true}\n  brightness: {enabled: true}\n"
+        "  vad: {enabled: false}\n  wakeword: {enabled: false}\n  face: {enabled: false}\n"
+    )
     r = _cli(
         "replay",
+        "--config",
+        str(core),
         "--audio",
         str(beep_session / "audio.wav"),
         "--video",

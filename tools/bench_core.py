@@ -32,7 +32,7 @@ from edgemm import Pipeline, load_config  # noqa: E402
 
 
 def run_once(session: Path, realtime: bool, video: bool, out: Path) -> tuple[float, float]:
-    cfg = load_config("default")
+    cfg = load_config({})  # the core with built-in stages only
     p = Pipeline(
         cfg,
         audio_file=session / "audio.wav",

@@ -28,8 +28,13 @@ class EnergyGate:
     name = "energy_gate"
 
     def __init__(
-        self, on_db: float = -35.0, off_db: float = -45.0, hangover_s: float = 0.3
+        self,
+        on_db: float = -35.0,
+        off_db: float = -45.0,
+        hangover_s: float = 0.3,
+        emit: bool = True,
     ) -> None:
+        self.emit = emit  # False: only the "level" feature (a real VAD stage emits vad events)
         self.on_db = on_db
         self.off_db = off_db
         self.hangover_s = hangover_s
@@ -42,6 +47,8 @@ class EnergyGate:
         t0, t1 = start / sr, (start + hop.size) / sr
         db = rms_dbfs(hop)
         ctx.features.put("level", t1, db)
+        if not self.emit:
+            return
         if db >= self.on_db:
             self._last_loud = t1
             if not self.active:
@@ -69,7 +76,7 @@ class EnergyGate:
             )
 
     def finish(self, ctx: StageContext) -> None:
-        if self.active:
+        if self.active and self.emit:
             self.active = False
             ctx.emit(
                 "vad",

@@ -24,6 +24,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -51,6 +52,9 @@ class Counters:
     windows: int = 0
     windows_skipped: int = 0
     stage_errors: int = 0
+    stage_restarts: int = 0
+    stage_skips: int = 0
+    stage_stuck: int = 0
     stage_runs: dict[str, int] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)  # thread CPU seconds
 
@@ -65,6 +69,11 @@ class SchedulerSettings:
     max_lag_s: float = 1.0
     status_interval_s: float = 1.0
     error_report_interval_s: float = 5.0
+    max_failures: int = 5  # within failure_window_s → the stage is paused
+    failure_window_s: float = 30.0
+    min_backoff_s: float = 5.0
+    max_backoff_s: float = 300.0
+    stuck_after_s: float = 10.0
 
 
 class _StageCtx:
@@ -78,6 +87,10 @@ class _StageCtx:
         self.hop_samples = sched.settings.hop_samples
         self.features = sched.features
         self.lag_s = 0.0  # lanes: how far this stage is behind the audio clock
+        self.busy_since = 0.0  # monotonic time the current call started (0: idle)
+        self.failures: deque[float] = deque()
+        self.paused_until = -math.inf
+        self.backoff_s = sched.settings.min_backoff_s
         self.cursor = 0.0  # stream time of the newest input handed to the stage
         self.input_wall = 0.0  # wall time when that input arrived
         self._n = 0
@@ -221,6 +234,7 @@ class Scheduler:
         self._sys_ctx = _StageCtx(self, "scheduler", order)
         self._extra_status = extra_status
         self._stop = threading.Event()
+        self._wd_stop = threading.Event()
         self._fast = False
         self._pending: list[tuple[float, int, int, Event, float]] = []
         self._pending_lock = threading.Lock()
@@ -264,34 +278,118 @@ class Scheduler:
         self.bus.publish(ev)
 
     def _call(self, stage: Any, ctx: _StageCtx, fn: Callable[..., None], *args: Any) -> None:
+        """Run one stage step, supervised: an exception is reported (rate-limited) and the stage
+        is reset (its ``reset()`` if it has one); a stage failing ``max_failures`` times within
+        ``failure_window_s`` is paused with exponential backoff, then restarted."""
+        if ctx.paused_until > ctx.cursor:
+            self.counters.stage_skips += 1
+            return
+        if ctx.paused_until > -math.inf:  # pause over: restart
+            ctx.paused_until = -math.inf
+            self._restart(stage, ctx, reason="resumed after pause")
         t0 = time.thread_time()  # CPU of this thread: what the stage cost, not time spent waiting
+        ctx.busy_since = time.monotonic()
         try:
             fn(*args)
         except Exception as exc:
-            self.counters.stage_errors += 1
-            last = self._last_error_t.get(ctx.name, -math.inf)
-            if ctx.cursor - last >= self.settings.error_report_interval_s:
-                self._last_error_t[ctx.name] = ctx.cursor
-                log.warning(
-                    "stage %s failed: %s", ctx.name, exc, exc_info=log.isEnabledFor(logging.DEBUG)
-                )
-                ev = Event(
-                    type="error",
-                    label=ctx.name,
-                    t_start=ctx.cursor,
-                    t_end=ctx.cursor,
-                    source=ctx.name,
-                    data={
-                        "message": f"{type(exc).__name__}: {exc}",
-                        "errors": self.counters.stage_errors,
-                    },
-                )
-                self._emit(ctx, ev, 10**9)
+            self._failed(stage, ctx, exc)
         finally:
+            ctx.busy_since = 0.0
             dt = time.thread_time() - t0
             c = self.counters
             c.stage_runs[ctx.name] = c.stage_runs.get(ctx.name, 0) + 1
             c.stage_seconds[ctx.name] = c.stage_seconds.get(ctx.name, 0.0) + dt
+
+    def _failed(self, stage: Any, ctx: _StageCtx, exc: Exception) -> None:
+        st = self.settings
+        self.counters.stage_errors += 1
+        ctx.failures.append(ctx.cursor)
+        while ctx.failures and ctx.failures[0] < ctx.cursor - st.failure_window_s:
+            ctx.failures.popleft()
+        data: dict[str, Any] = {
+            "message": f"{type(exc).__name__}: {exc}",
+            "errors": self.counters.stage_errors,
+        }
+        pause = len(ctx.failures) >= st.max_failures
+        if pause:
+            ctx.paused_until = ctx.cursor + ctx.backoff_s
+            data["message"] += (
+                f"; {len(ctx.failures)} failures in {st.failure_window_s:g} s, paused for {ctx.backoff_s:g} s"
+            )
+            data["paused_s"] = ctx.backoff_s
+            ctx.backoff_s = min(ctx.backoff_s * 2, st.max_backoff_s)
+            ctx.failures.clear()
+        last = self._last_error_t.get(ctx.name, -math.inf)
+        if pause or ctx.cursor - last >= st.error_report_interval_s:
+            self._last_error_t[ctx.name] = ctx.cursor
+            log.warning(
+                "stage %s failed: %s", ctx.name, exc, exc_info=log.isEnabledFor(logging.DEBUG)
+            )
+            ev = Event(
+                type="error",
+                label=ctx.name,
+                t_start=ctx.cursor,
+                t_end=ctx.cursor,
+                source=ctx.name,
+                data=data,
+            )
+            self._emit(ctx, ev, 10**9)
+        if not pause:
+            self._restart(stage, ctx, reason=None)
+
+    def _restart(self, stage: Any, ctx: _StageCtx, reason: str | None) -> None:
+        reset = getattr(stage, "reset", None)
+        if reset is not None:
+            try:
+                reset()
+            except Exception as exc:  # a reset that fails leaves the stage as it was
+                log.warning("stage %s reset failed: %s", ctx.name, exc)
+        self.counters.stage_restarts += 1
+        if reason:
+            ev = Event(
+                type="status",
+                label="stage",
+                t_start=ctx.cursor,
+                t_end=ctx.cursor,
+                source=ctx.name,
+                data={
+                    "stage": ctx.name,
+                    "event": "restarted",
+                    "reason": reason,
+                    "restarts": self.counters.stage_restarts,
+                },
+            )
+            self._emit(ctx, ev, 10**9 + 1)
+
+    def _watchdog(self) -> None:
+        """Report a stage stuck in one call for longer than ``stuck_after_s`` (once per episode)."""
+        reported: dict[str, float] = {}
+        period = min(1.0, self.settings.stuck_after_s / 4)
+        while not self._wd_stop.wait(period):
+            now = time.monotonic()
+            for ctx in list(self._ctx.values()):
+                since = ctx.busy_since
+                if (
+                    since
+                    and now - since >= self.settings.stuck_after_s
+                    and reported.get(ctx.name) != since
+                ):
+                    reported[ctx.name] = since
+                    self.counters.stage_stuck += 1
+                    self.report(
+                        "error",
+                        ctx.name,
+                        {
+                            "message": f"stage {ctx.name} has been stuck for "
+                            f"{now - since:.1f} s in one call",
+                            "stuck": self.counters.stage_stuck,
+                        },
+                    )
+
+    def _start_watchdog(self) -> threading.Thread:
+        t = threading.Thread(target=self._watchdog, name="watchdog", daemon=True)
+        t.start()
+        return t
 
     # ------------------------------------------------------------------ stage steps
 
@@ -425,6 +523,8 @@ class Scheduler:
     def run_fast(self, audio: np.ndarray | None, video: VideoFile | None) -> None:
         """Process every hop, frame and window of the files, deterministically."""
         self._fast = True
+        self._wd_stop.clear()
+        wd = self._start_watchdog()
         s = self.settings
         sr, hop = s.sample_rate, s.hop_samples
         duration = max(
@@ -515,6 +615,8 @@ class Scheduler:
         self._status_next = 0.0
         self._maybe_status(end)
         self._fast = False
+        self._wd_stop.set()
+        wd.join()
 
     def run_live(
         self,
@@ -524,6 +626,8 @@ class Scheduler:
     ) -> None:
         """Drive stages from rings filled by capture threads until stopped or ``finished()``."""
         self._fast = False
+        self._wd_stop.clear()
+        wd = self._start_watchdog()
         s = self.settings
         sr, hop = s.sample_rate, s.hop_samples
         vt = None
@@ -597,6 +701,8 @@ class Scheduler:
         self._finish_stages(self.audio_t)
         self._status_next = 0.0
         self._maybe_status(max(self.audio_t, self.vision_t))
+        self._wd_stop.set()
+        wd.join()
 
     def _vision_live(self, frames: FrameRing, finished: Callable[[], bool]) -> None:
         state: dict[int, list[float]] = {}

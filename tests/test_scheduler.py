@@ -124,3 +124,60 @@ def test_live_lane_that_falls_behind_loses_counted_audio_not_memory() -> None:
         e.type == "error" and e.label == "speech" and "behind" in e.data["message"]
         for e in sub.drain()
     )
+
+
+class Flaky:
+    """Fails on every hop inside [fail_from, fail_to) stream seconds; counts resets."""
+
+    def __init__(self, fail_from: float, fail_to: float) -> None:
+        self.name = "flaky"
+        self.fail_from, self.fail_to = fail_from, fail_to
+        self.resets = 0
+        self.ran: list[float] = []
+
+    def reset(self) -> None:
+        self.resets += 1
+
+    def process_audio(self, hop: np.ndarray, start: int, ctx) -> None:
+        t = start / 16000
+        self.ran.append(t)
+        if self.fail_from <= t < self.fail_to:
+            raise ValueError(f"bad hop at {t:.2f}")
+
+
+def test_a_stage_that_keeps_failing_is_paused_with_backoff_and_restarted() -> None:
+    audio = np.zeros(16000 * 30, np.int16)
+    flaky, good = Flaky(1.0, 2.0), Recorder("good")
+    bus = EventBus(100_000)
+    settings = SchedulerSettings(max_failures=5, failure_window_s=30, min_backoff_s=5.0)
+    sched = Scheduler(settings, bus, StreamClock(), [flaky, good])
+    sub = bus.subscribe("t")
+    sched.run_fast(audio, None)
+    ev = sub.drain()
+    errors = [e for e in ev if e.type == "error" and e.label == "flaky"]
+    # first failure reported, then the fifth pauses the stage for 5 s
+    assert len(errors) == 2 and "paused for 5 s" in errors[1].data["message"]
+    paused_at = errors[1].t_start
+    restarted = [e for e in ev if e.type == "status" and e.label == "stage"]
+    assert len(restarted) == 1 and restarted[0].t_start >= paused_at + 5.0
+    assert not [t for t in flaky.ran if paused_at < t < paused_at + 4.9]
+    assert flaky.resets == 4 + 1  # after each of the first four failures, and on resume
+    assert len(good.starts) == len(range(0, 30 * 16000 - 1279, 1280))  # the others kept running
+
+
+class Stuck:
+    name = "stuck"
+
+    def process_audio(self, hop: np.ndarray, start: int, ctx) -> None:
+        if start == 1280 * 3:
+            time.sleep(1.2)
+
+
+def test_watchdog_reports_a_stuck_stage() -> None:
+    bus = EventBus()
+    sched = Scheduler(SchedulerSettings(stuck_after_s=0.4), bus, StreamClock(), [Stuck()])
+    sub = bus.subscribe("t")
+    sched.run_fast(np.zeros(16000, np.int16), None)
+    stuck = [e for e in sub.drain() if e.type == "error" and e.label == "stuck"]
+    assert len(stuck) == 1 and "stuck for" in stuck[0].data["message"]
+    assert sched.counters.stage_stuck == 1

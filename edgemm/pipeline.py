@@ -132,6 +132,7 @@ def scheduler_settings(cfg: Config) -> SchedulerSettings:
         video_lateness_s=cfg.windows.video_lateness_s,
         max_lag_s=cfg.windows.max_lag_s,
         status_interval_s=cfg.status.interval_s,
+        video_lost_s=cfg.video.reconnect_after_s,
     )
 
 
@@ -231,6 +232,8 @@ class Pipeline:
             d["camera_connected"] = self.camera.connected
         if self.mic is not None:
             d["input_overflows"] = self.mic.overflows
+            d["mic_reconnects"] = self.mic.reconnects
+            d["audio_gap_s"] = round(self.mic.gap_samples / self.cfg.audio.sample_rate, 2)
         if self._frames is not None:
             d["frames_dropped"] = self._frames.dropped
         c = self.scheduler.counters
@@ -333,11 +336,16 @@ class Pipeline:
                     cfg.audio.sample_rate,
                     cfg.audio.block_ms,
                     sd=self._sd,
+                    on_report=self._report,
                 )
                 self.mic.start()
             if frames is not None:
                 kw = {"open_capture": self._camera_factory} if self._camera_factory else {}
                 v = cfg.video
+                if not kw and v.backend == "picamera2":
+                    from .sources.picamera import picamera2_factory
+
+                    kw = {"open_capture": picamera2_factory()}  # SourceError names the fix
                 self.camera = CameraSource(
                     v.device,
                     frames,

@@ -55,6 +55,7 @@ class Counters:
     stage_restarts: int = 0
     stage_skips: int = 0
     stage_stuck: int = 0
+    video_lost: int = 0
     stage_runs: dict[str, int] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)  # thread CPU seconds
 
@@ -74,6 +75,7 @@ class SchedulerSettings:
     min_backoff_s: float = 5.0
     max_backoff_s: float = 300.0
     stuck_after_s: float = 10.0
+    video_lost_s: float = 2.0  # live: no frame for this long → video stages are told
 
 
 class _StageCtx:
@@ -427,6 +429,17 @@ class Scheduler:
             self.counters.frames_processed += 1
         self.vision_t = frame.t
 
+    def _video_lost(self, t: float) -> None:
+        """Tell video stages that frames stopped (they may publish presence off/unknown)."""
+        self.counters.video_lost += 1
+        for st in self.video_stages:
+            hook = getattr(st, "on_video_lost", None)
+            if hook is not None:
+                ctx = self._ctx[id(st)]
+                ctx.cursor = t
+                ctx.input_wall = time.monotonic()
+                self._call(st, ctx, hook, t, ctx)
+
     def _window(self, k: int) -> Window:
         s = self.settings
         t0 = k * s.window_hop_s
@@ -683,6 +696,8 @@ class Scheduler:
                     else:
                         self._run_window(w, self.clock.to_wall(w.t_end))
                     k += 1
+                if ring is not None and not progressed and self.clock.now() - now_t > 1.0:
+                    now_t = self.clock.now()  # audio stalled (microphone gone): keep reporting
                 self._maybe_status(now_t)
                 if not progressed:
                     audio_done = ring is None or ring.write_index - next_hop < hop
@@ -707,12 +722,19 @@ class Scheduler:
     def _vision_live(self, frames: FrameRing, finished: Callable[[], bool]) -> None:
         state: dict[int, list[float]] = {}
         last = -1
+        last_wall = time.monotonic()
+        lost = False
         while not self._stop.is_set():
             f, skipped = frames.take_newest(last, timeout=0.1)
             if f is None:
                 if finished():
                     return
+                if not lost and time.monotonic() - last_wall > self.settings.video_lost_s:
+                    lost = True
+                    self._video_lost(self.clock.now())
                 continue
+            last_wall = time.monotonic()
+            lost = False
             self.counters.frames_in += 1 + skipped
             self.counters.frames_skipped += skipped
             last = f.index

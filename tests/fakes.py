@@ -32,7 +32,9 @@ class FakeInputStream:
         dtype: str,
         blocksize: int,
         callback: Any,
+        die_after: int = 0,
     ) -> None:
+        self.die_after = die_after  # blocks; then the stream goes silent like an unplugged device
         self.samples = samples
         self.overflow_every = overflow_every
         self.blocksize = blocksize
@@ -57,6 +59,9 @@ class FakeInputStream:
                 i = 0
                 continue
             n += 1
+            if self.die_after and n > self.die_after:
+                self._stop.wait(0.05)
+                continue
             flags = Flags(self.overflow_every > 0 and n % self.overflow_every == 0)
             self.callback(blk.reshape(-1, 1), self.blocksize, None, flags)
             i += self.blocksize
@@ -77,9 +82,18 @@ class FakeInputStream:
 class FakeSoundDevice:
     """Stands in for the ``sounddevice`` module."""
 
-    def __init__(self, samples: np.ndarray, overflow_every: int = 0) -> None:
+    def __init__(
+        self,
+        samples: np.ndarray,
+        overflow_every: int = 0,
+        die_after: int = 0,
+        unavailable_s: float = 0.0,
+    ) -> None:
         self.samples = samples
         self.overflow_every = overflow_every
+        self.die_after = die_after  # the first stream dies after this many blocks
+        self.unavailable_s = unavailable_s  # then opening fails for this long
+        self.died_at: float | None = None
         self.streams: list[FakeInputStream] = []
 
     def query_devices(self) -> list[dict[str, Any]]:
@@ -89,7 +103,13 @@ class FakeSoundDevice:
         ]
 
     def InputStream(self, **kw: Any) -> FakeInputStream:  # noqa: N802 - sounddevice's name
-        s = FakeInputStream(self.samples, self.overflow_every, **kw)
+        if self.streams and self.die_after:
+            if self.died_at is None:
+                self.died_at = time.monotonic()
+            if time.monotonic() - self.died_at < self.unavailable_s:
+                raise OSError("Error opening InputStream: Device unavailable [PaErrorCode -9985]")
+        die = self.die_after if not self.streams else 0
+        s = FakeInputStream(self.samples, self.overflow_every, die_after=die, **kw)
         self.streams.append(s)
         return s
 
@@ -113,6 +133,8 @@ class FlakyCapture:
         if f.failing_since is not None:
             return False, None
         f.delivered += 1
+        if f.image is not None:
+            return True, f.image.copy()
         img = np.full((48, 64, 3), 200 if f.delivered % 60 < 30 else 40, np.uint8)
         return True, img
 
@@ -121,7 +143,10 @@ class FlakyCapture:
 
 
 class FlakyCameraFactory:
-    def __init__(self, good: int = 30, down_s: float = 1.0, failures: int = 1) -> None:
+    def __init__(
+        self, good: int = 30, down_s: float = 1.0, failures: int = 1, image: Any = None
+    ) -> None:
+        self.image = image
         self.good = good
         self.down_s = down_s
         self.failures_left = failures

@@ -69,3 +69,57 @@ def test_camera_unplug_reconnect_while_audio_keeps_flowing(beep_session: Path) -
     # frames came back after the reconnect
     assert cam.delivered > 30
     assert status[-1].data["counters"]["frames_in"] > 30
+
+
+def test_camera_lost_turns_presence_off_and_recovery_turns_it_back_on(beep_session: Path) -> None:
+    import cv2
+    from skimage import data
+
+    img = cv2.cvtColor(data.astronaut()[0:300, 95:355], cv2.COLOR_RGB2BGR)
+    samples = read_wav(beep_session / "audio.wav")
+    cam = FlakyCameraFactory(good=45, down_s=2.0, image=np.ascontiguousarray(img))
+    cfg = load_config(
+        {"video": {"reconnect_after_s": 0.5}, "stages": {"face": {"enabled": True, "mesh": False}}}
+    )
+    events: list[Event] = []
+    p = Pipeline(cfg, stdout=False, camera_factory=cam, sounddevice_module=FakeSoundDevice(samples))
+    p.subscribe(events.append)
+    p.start()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        pres = [e for e in events if e.type == "presence"]
+        if len(pres) >= 3:
+            break
+        time.sleep(0.2)
+    p.stop()
+    pres = [e for e in events if e.type == "presence"]
+    assert [e.data["present"] for e in pres[:3]] == [True, False, True], pres
+    assert pres[1].data.get("reason") == "camera_lost"
+    assert p.camera is not None and p.camera.reconnects == 1
+    # audio kept flowing through the outage
+    vad_or_level = [e for e in events if e.type == "vad"]
+    assert vad_or_level
+
+
+def test_microphone_gone_is_reported_retried_and_recovered(beep_session: Path) -> None:
+    samples = read_wav(beep_session / "audio.wav")
+    sd = FakeSoundDevice(samples, die_after=50, unavailable_s=1.5)  # dies after 1 s of audio
+    cfg = load_config({"video": {"enabled": False}, "status": {"interval_s": 0.5}})
+    events: list[Event] = []
+    p = Pipeline(cfg, stdout=False, sounddevice_module=sd)
+    p.subscribe(events.append)
+    p.start()
+    time.sleep(7.0)
+    p.stop()
+    assert p.error is None
+    errors = [e for e in events if e.type == "error" and e.label == "microphone"]
+    back = [e for e in events if e.type == "status" and e.label == "microphone"]
+    assert errors and "no audio" in errors[0].data["message"]
+    assert back and back[0].data["event"] == "reconnected"
+    assert p.mic is not None and p.mic.reconnects == 1 and len(sd.streams) >= 2
+    # status kept coming during the outage, and audio resumed afterwards with the gap filled
+    health = [e for e in events if e.type == "status" and e.label == "health"]
+    outage = [e for e in health if errors[0].t_start < e.t_start < back[0].t_start]
+    assert outage
+    assert health[-1].data["audio_gap_s"] >= 1.5
+    assert health[-1].data["counters"]["audio_hops"] >= 6.0 / 0.08

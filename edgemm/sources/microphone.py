@@ -6,9 +6,13 @@ clock anchor: no allocation, no logging, no locks.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
+
+import numpy as np
 
 from ..buffers import AudioRing
 from ..clock import StreamClock
@@ -66,8 +70,18 @@ class MicSource:
         sample_rate: int = 16000,
         block_ms: int = 20,
         sd: ModuleType | None = None,
+        on_report: Callable[[str, str, dict[str, Any]], None] | None = None,
+        stall_after_s: float = 2.0,
+        backoff_max_s: float = 30.0,
     ) -> None:
         self.ring = ring
+        self._report = on_report or (lambda *a: None)
+        self.stall_after_s = stall_after_s
+        self.backoff_max_s = backoff_max_s
+        self.reconnects = 0
+        self.gap_samples = 0  # silence written for time the microphone was gone
+        self._watch_stop = threading.Event()
+        self._watcher: threading.Thread | None = None
         self.clock = clock
         self.device = device
         self.sample_rate = sample_rate
@@ -87,6 +101,79 @@ class MicSource:
         self.callbacks += 1
 
     def start(self) -> None:
+        """Open the stream (raises SourceError) and watch it: a stream that stops delivering
+        audio is reported and reopened with backoff; the gap is filled with silence so sample
+        indices stay on the wall clock."""
+        self._open()
+        self._watch_stop.clear()
+        self._watcher = threading.Thread(target=self._watch, name="mic-watchdog", daemon=True)
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        last_n, last_change = self.callbacks, time.monotonic()
+        backoff = 0.5
+        while not self._watch_stop.wait(0.25):
+            now = time.monotonic()
+            if self.callbacks != last_n:
+                last_n, last_change = self.callbacks, now
+                continue
+            if now - last_change < self.stall_after_s:
+                continue
+            self._report(
+                "error",
+                "microphone",
+                {
+                    "message": f"microphone {self._label} delivered no audio "
+                    f"for {now - last_change:.1f} s; reopening (check the device; `edgemm devices`)",
+                    "reconnects": self.reconnects,
+                },
+            )
+            filled_until = last_change
+            while not self._watch_stop.is_set():
+                self._close()
+                # keep sample indices on the wall clock: silence for the time without audio
+                # (written while no stream is open, so the ring has one writer)
+                now = time.monotonic()
+                self._fill_gap(int((now - filled_until) * self.sample_rate))
+                filled_until = now
+                try:
+                    self._open()
+                except Exception:
+                    if self._watch_stop.wait(backoff):
+                        return
+                    backoff = min(backoff * 2, self.backoff_max_s)
+                    continue
+                break
+            if self._watch_stop.is_set():
+                return
+            gap = self.gap_samples
+            self.reconnects += 1
+            backoff = 0.5
+            self._report(
+                "status",
+                "microphone",
+                {
+                    "event": "reconnected",
+                    "reconnects": self.reconnects,
+                    "gap_s_total": round(gap / self.sample_rate, 2),
+                },
+            )
+            last_n, last_change = self.callbacks, time.monotonic()
+
+    def _fill_gap(self, n: int) -> None:
+        if n <= 0:
+            return
+        self.gap_samples += n
+        zeros = np.zeros(min(n, self.ring.capacity), dtype=np.int16)
+        self.ring.write_index += n - zeros.size  # the part that would be overwritten anyway
+        self.ring.write(zeros)
+        self.clock.anchor(self.ring.write_index, time.monotonic())
+
+    @property
+    def _label(self) -> str:
+        return repr(self.device) if self.device is not None else "(default)"
+
+    def _open(self) -> None:
         sd = self._sd or import_sounddevice()
         dev = resolve_device(self.device, sd)
         try:
@@ -112,9 +199,17 @@ class MicSource:
         return bool(self._stream is not None and self._stream.active)
 
     def stop(self) -> None:
+        self._watch_stop.set()
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            self._watcher.join(2.0)
+        self._close()
+
+    def _close(self) -> None:
         if self._stream is not None:
             try:
                 self._stream.stop()
                 self._stream.close()
+            except Exception:  # a stream whose device vanished may fail to stop
+                pass
             finally:
                 self._stream = None

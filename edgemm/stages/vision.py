@@ -112,11 +112,27 @@ class FaceStage:
         if self.face_mesh is None or feats["frontalness"] == 0.0:
             feats["frontalness"] = largest.frontalness
         cx, cy = largest.center
+        feats["boxes"] = [[round(float(v), 1) for v in f.box] for f in faces]
         feats["area"] = largest.area / float(w * h)
         feats["cx"] = cx / w
         feats["cy"] = cy / h
         feats["score"] = largest.score
         return feats
+
+    def on_video_lost(self, t: float, ctx: StageContext) -> None:
+        """No frames any more (camera gone): presence cannot be known; report it as off."""
+        self._pending = None
+        if self.count:
+            self.count = 0
+            ctx.emit(
+                "presence",
+                "face",
+                t,
+                t,
+                score=0.0,
+                data={"present": False, "count": 0, "reason": "camera_lost"},
+                source="vision.face",
+            )
 
     def _update(self, observed: int, score: float, t: float, ctx: StageContext) -> None:
         if observed == self.count:

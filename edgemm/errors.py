@@ -27,6 +27,12 @@ class ModelError(EdgemmError):
 
 
 class SourceError(EdgemmError):
-    """An input (camera, microphone, replay file) cannot be opened or read."""
+    """An input file (WAV, video) cannot be opened or read: a usage error."""
+
+    exit_code = 2
+
+
+class DeviceError(SourceError):
+    """A capture device (camera, microphone, PortAudio) is missing or cannot be opened."""
 
     exit_code = 4

@@ -178,7 +178,7 @@ def test_cli_replay_and_errors(beep_session: Path, tmp_path: Path) -> None:
     assert "speech_start" in r.stdout
     assert any(json.loads(x)["type"] == "brightness" for x in out.read_text().splitlines())
     r = _cli("replay", "--audio", str(tmp_path / "missing.wav"))
-    assert r.returncode == 4 and "missing.wav not found" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "missing.wav not found" in r.stderr and "Traceback" not in r.stderr
     r = _cli("replay")
     assert r.returncode != 0 and "--audio" in r.stderr
     r = _cli(

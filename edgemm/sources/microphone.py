@@ -16,7 +16,7 @@ import numpy as np
 
 from ..buffers import AudioRing
 from ..clock import StreamClock
-from ..errors import SourceError
+from ..errors import DeviceError
 
 PORTAUDIO_HINT = "install PortAudio with: sudo apt-get install libportaudio2"
 
@@ -25,9 +25,9 @@ def import_sounddevice() -> ModuleType:
     try:
         import sounddevice
     except OSError as exc:  # PortAudio shared library missing
-        raise SourceError(f"sounddevice cannot load PortAudio ({exc})", PORTAUDIO_HINT) from None
+        raise DeviceError(f"sounddevice cannot load PortAudio ({exc})", PORTAUDIO_HINT) from None
     except ImportError:
-        raise SourceError("sounddevice is not installed", "pip install sounddevice") from None
+        raise DeviceError("sounddevice is not installed", "pip install sounddevice") from None
     return sounddevice
 
 
@@ -55,7 +55,7 @@ def resolve_device(device: int | str | None, sd: ModuleType) -> int | None:
     matches = [d for d in devs if device.lower() in d["name"].lower()]
     if not matches:
         names = ", ".join(repr(d["name"]) for d in devs) or "none"
-        raise SourceError(
+        raise DeviceError(
             f"no microphone matches {device!r}", f"inputs found: {names}; set audio.device"
         )
     return matches[0]["index"]
@@ -188,7 +188,7 @@ class MicSource:
             self._stream.start()
         except Exception as exc:
             self._stream = None
-            raise SourceError(
+            raise DeviceError(
                 f"microphone {self.device if self.device is not None else 'default'} cannot be opened "
                 f"at {self.sample_rate} Hz mono ({exc})",
                 "check audio.device (`edgemm devices` lists inputs) or set audio.enabled: false",

@@ -89,6 +89,7 @@ class _StageCtx:
         self.hop_samples = sched.settings.hop_samples
         self.features = sched.features
         self.lag_s = 0.0  # lanes: how far this stage is behind the audio clock
+        self.fast = False  # True in --fast replay: never skip input, no wall-clock pacing
         self.busy_since = 0.0  # monotonic time the current call started (0: idle)
         self.failures: deque[float] = deque()
         self.paused_until = -math.inf
@@ -191,7 +192,7 @@ class _Lane:
                 self.next = skip_to
                 continue
             end_t = (self.next + hop) / sr
-            lag = (s._audio_index - self.next - hop) / sr
+            lag = 0.0 if s._fast else (s._audio_index - self.next - hop) / sr
             for st in self.stages:
                 ctx = s._ctx[id(st)]
                 ctx.cursor = end_t
@@ -453,6 +454,10 @@ class Scheduler:
             self._call(st, ctx, st.process_window, w, ctx)
         self.counters.windows += 1
 
+    def _all_stages(self) -> list[Any]:
+        lane_stages = [st for ln in self.lanes.values() for st in ln.stages]
+        return [*self.audio_stages, *lane_stages, *self.video_stages, *self.window_stages]
+
     def _finish_stages(self, t: float) -> None:
         lane_stages = [st for ln in self.lanes.values() for st in ln.stages]
         for st in [*self.audio_stages, *lane_stages, *self.video_stages, *self.window_stages]:
@@ -480,6 +485,8 @@ class Scheduler:
             "fps_out": round((fout - fout0) / dt, 2),
             "cpu_percent": round(100.0 * (cpu_s - cpu0) / dt, 1),
             "rss_mb": round(self._proc.memory_info().rss / 2**20, 1),
+            "threads": threading.active_count(),
+            "fds": self._proc.num_fds() if hasattr(self._proc, "num_fds") else None,
             "lag_ms": round(self.lag_s() * 1000.0, 1),
             "audio_level_db": round(lvl[1], 1) if (lvl := self.features.latest("level")) else None,
             "audio_overruns": c.audio_overruns,
@@ -500,6 +507,16 @@ class Scheduler:
                 }
                 for n, ln in self.lanes.items()
             }
+        stage_status = {}
+        for st in self._all_stages():
+            fn = getattr(st, "status", None)
+            if fn is not None:
+                try:
+                    stage_status[st.name] = fn()
+                except Exception as exc:  # status must never break the health event
+                    stage_status[st.name] = {"error": str(exc)}
+        if stage_status:
+            data["stages"] = stage_status
         if self._extra_status is not None:
             data.update(self._extra_status())
         return data
@@ -536,6 +553,8 @@ class Scheduler:
     def run_fast(self, audio: np.ndarray | None, video: VideoFile | None) -> None:
         """Process every hop, frame and window of the files, deterministically."""
         self._fast = True
+        for c in self._ctx.values():
+            c.fast = True
         self._wd_stop.clear()
         wd = self._start_watchdog()
         s = self.settings
@@ -556,7 +575,7 @@ class Scheduler:
             state: dict[int, list[float]] = {}
             try:
                 assert video is not None
-                for f in video.frames():
+                for f in video.frames(video.loops):
                     with cond:
                         while f.t > box["allowed"] and not self._stop.is_set():
                             cond.wait(0.5)
@@ -628,6 +647,8 @@ class Scheduler:
         self._status_next = 0.0
         self._maybe_status(end)
         self._fast = False
+        for c in self._ctx.values():
+            c.fast = False
         self._wd_stop.set()
         wd.join()
 

@@ -87,3 +87,23 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int = 16000) -
         w.setsampwidth(2)
         w.setframerate(sample_rate)
         w.writeframes(np.asarray(samples, dtype="<i2").tobytes())
+
+
+class LoopedAudio:
+    """``loops`` repetitions of a sample array without copying it: ``len()`` and slicing (step 1)
+    behave like the concatenation. Used for long soak and memory runs."""
+
+    def __init__(self, samples: np.ndarray, loops: int) -> None:
+        self.base = samples
+        self.loops = max(1, loops)
+
+    def __len__(self) -> int:
+        return len(self.base) * self.loops
+
+    def __getitem__(self, sl: slice) -> np.ndarray:
+        start, stop, _ = sl.indices(len(self))
+        n = len(self.base)
+        a, b = start % n, start % n + (stop - start)
+        if b <= n:
+            return self.base[a:b]
+        return np.take(self.base, np.arange(start, stop) % n)

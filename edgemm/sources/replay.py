@@ -76,7 +76,7 @@ class ReplayFeeder:
 
     def _feed_video(self) -> None:
         assert self.video is not None and self.frame_ring is not None
-        for f in self.video.frames():
+        for f in self.video.frames(self.video.loops):
             if not self._sleep_until(f.t):
                 return
             self.frame_ring.put(Frame(image=f.image, t=f.t, index=f.index, wall=time.monotonic()))

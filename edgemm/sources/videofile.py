@@ -12,7 +12,8 @@ from ..stages.base import Frame
 
 
 class VideoFile:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, loops: int = 1) -> None:
+        self.loops = max(1, loops)
         self.path = Path(path)
         if not self.path.is_file():
             raise SourceError(f"video file {self.path} not found", "check the --video path")
@@ -37,18 +38,20 @@ class VideoFile:
 
     @property
     def duration(self) -> float:
-        return self.frame_count / self.fps
+        return self.loops * self.frame_count / self.fps
 
-    def frames(self) -> Iterator[Frame]:
-        """Frames in order, ``t = index / fps``. A decode failure mid-file ends the stream."""
-        cap = cv2.VideoCapture(str(self.path))
-        try:
-            i = 0
-            while True:
-                ok, img = cap.read()
-                if not ok or img is None:
-                    return
-                yield Frame(image=img, t=i / self.fps, index=i)
-                i += 1
-        finally:
-            cap.release()
+    def frames(self, loops: int = 1) -> Iterator[Frame]:
+        """Frames in order, ``t = index / fps``; ``loops`` > 1 replays the file again with the
+        clock running on. A decode failure mid-file ends the stream."""
+        i = 0
+        for _ in range(max(1, loops)):
+            cap = cv2.VideoCapture(str(self.path))
+            try:
+                while True:
+                    ok, img = cap.read()
+                    if not ok or img is None:
+                        break
+                    yield Frame(image=img, t=i / self.fps, index=i)
+                    i += 1
+            finally:
+                cap.release()

@@ -86,6 +86,8 @@ class StageContext(Protocol):
     sample_rate: int
     hop_samples: int
     features: FeatureStore
+    fast: bool  # --fast replay: deterministic, never skip input
+    lag_s: float  # lane stages: how far behind the audio clock (0 in fast replay)
 
     def emit(
         self,

@@ -22,7 +22,7 @@ say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 # --- system packages -------------------------------------------------------------------
 apt_pkgs=(libportaudio2)
 if [ "$what" = test ]; then
-  apt_pkgs+=(espeak-ng sox)
+  apt_pkgs+=(espeak-ng sox mosquitto chromium)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do

@@ -27,8 +27,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no human-readable events on stdout")
 
 
-def _run_pipeline(pipe: Any) -> int:
-    """Run until done; SIGINT/SIGTERM stop capture, drain the bus and exit 0."""
+def _run_pipeline(pipe: Any, config_source: str | None = None) -> int:
+    """Run until done; SIGINT/SIGTERM stop capture, drain the bus and exit 0; SIGHUP reloads
+    ``config_source`` (see edgemm/reload.py)."""
+    from .reload import install_sighup
+
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -39,11 +42,18 @@ def _run_pipeline(pipe: Any) -> int:
         pipe.scheduler.stop()
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    restore_hup = install_sighup(pipe, config_source)
     try:
         pipe.run()
     finally:
+        restore_hup()
         for s, h in old.items():
             signal.signal(s, h)
+    log.info(
+        "stopped: %d events published, %d dropped by slow subscribers",
+        pipe.bus.published,
+        pipe.bus.dropped,
+    )
     return 0
 
 
@@ -57,10 +67,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         audio_file=args.audio,
         video_file=args.video,
         realtime=args.realtime,
+        loops=args.loop,
         out=args.out,
         stdout=False if args.quiet else None,
     )
-    return _run_pipeline(pipe)
+    return _run_pipeline(pipe, args.config)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -80,7 +91,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         out=args.out,
         stdout=False if args.quiet else None,
     )
-    return _run_pipeline(pipe)
+    return _run_pipeline(pipe, args.config)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -101,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.fast = False
         return cmd_demo(args)
     pipe = Pipeline(cfg, out=args.out, stdout=False if args.quiet else None)
-    return _run_pipeline(pipe)
+    return _run_pipeline(pipe, args.config)
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -158,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("replay", help="replay a video and/or WAV file through the pipeline")
     rp.add_argument("--video", "-v", help="video file (mp4, avi, ...)")
     rp.add_argument("--audio", "-a", help="WAV file (converted to 16 kHz mono if needed)")
+    rp.add_argument(
+        "--loop",
+        type=int,
+        default=1,
+        metavar="N",
+        help="replay the files N times, the clock running on (soak and memory runs)",
+    )
     mode = rp.add_mutually_exclusive_group()
     mode.add_argument(
         "--fast",
@@ -198,6 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         register_bench(sub)
+    from .sinks.mqtt import register_cli as register_mqtt
+
+    register_mqtt(sub)
+    from .doctor import register_cli as register_doctor
+    from .service import register_cli as register_service
+
+    register_doctor(sub)
+    register_service(sub)
     return p
 
 

@@ -50,6 +50,7 @@ class AudioConfig:
 @dataclass(frozen=True)
 class VideoConfig:
     enabled: bool = True
+    backend: Literal["opencv", "picamera2"] = "opencv"  # picamera2: CSI cameras (libcamera)
     device: int | str = 0  # camera index, device path, file or URL
     width: int = _f(640, min=64, max=4096)
     height: int = _f(480, min=48, max=4096)

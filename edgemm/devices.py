@@ -47,7 +47,14 @@ def find_inputs(cfg: Config) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     """Cameras and microphones usable by ``cfg`` and a one-line reason when one is missing."""
     cams: list[dict[str, Any]] = []
     dev = cfg.video.device
-    if isinstance(dev, str) and not dev.isdigit():
+    if cfg.video.backend == "picamera2":
+        from .sources.picamera import list_csi_cameras
+
+        try:
+            cams = list_csi_cameras()
+        except Exception:  # picamera2 missing: run() reports it with the fix
+            cams = []
+    elif isinstance(dev, str) and not dev.isdigit():
         if "://" in dev or Path(dev).exists():
             cams = [{"index": -1, "path": dev}]
     else:

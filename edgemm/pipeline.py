@@ -25,7 +25,7 @@ from .scheduler import Scheduler, SchedulerSettings
 from .sinks.base import Sink
 from .sinks.jsonl import JsonlSink
 from .sinks.stdout import StdoutSink
-from .sources.audiofile import read_wav
+from .sources.audiofile import LoopedAudio, read_wav
 from .sources.camera import CameraSource
 from .sources.microphone import MicSource
 from .sources.replay import ReplayFeeder
@@ -75,8 +75,13 @@ def build_stages(cfg: Config) -> tuple[list[Any], list[Any], list[Any]]:
     if cfg.stt.enabled:
         from .stages.speech import build_speech_stage
 
-        speech = build_speech_stage(cfg)  # None (one log line) when STT is off
-        if speech is not None:
+        if _stt_model_missing(cfg):  # an unattended kiosk keeps running without STT
+            log.warning(
+                "STT off: model %r is not installed (install it with: edgemm models install %s)",
+                cfg.stt.model,
+                cfg.stt.model,
+            )
+        elif (speech := build_speech_stage(cfg)) is not None:  # None (one log line): STT off
             audio.append(speech)
     if cfg.video.enabled:
         if st.brightness.enabled:
@@ -123,6 +128,14 @@ def build_stages(cfg: Config) -> tuple[list[Any], list[Any], list[Any]]:
     return audio, video, window
 
 
+def _stt_model_missing(cfg: Config) -> bool:
+    """True when ``stt.model`` names a manifest model that is not installed."""
+    from .models import load_manifest, models_dir
+
+    entry = load_manifest().get(cfg.stt.model or "")
+    return entry is not None and not (models_dir() / entry.file).exists()
+
+
 def scheduler_settings(cfg: Config) -> SchedulerSettings:
     return SchedulerSettings(
         sample_rate=cfg.audio.sample_rate,
@@ -150,6 +163,7 @@ class Pipeline:
         audio_file: str | Path | None = None,
         video_file: str | Path | None = None,
         realtime: bool = False,
+        loops: int = 1,
         out: str | Path | None = None,
         stdout: bool | None = None,
         camera_factory: Callable[..., Any] | None = None,
@@ -166,8 +180,10 @@ class Pipeline:
         if self.replay:
             if audio_file is not None:
                 self._audio = read_wav(audio_file, cfg.audio.sample_rate)
+                if loops > 1:
+                    self._audio = LoopedAudio(self._audio, loops)  # type: ignore[assignment]
             if video_file is not None:
-                self._video = VideoFile(video_file)
+                self._video = VideoFile(video_file, loops)
         a, v, w = build_stages(self._effective_config())
         self.snapshots = None  # newest camera JPEG for the dashboard
         if (
@@ -197,7 +213,9 @@ class Pipeline:
         if cfg.sinks.mqtt.enabled or cfg.sinks.web.enabled or cfg.sinks.metrics.enabled:
             from .sinks.web import network_sinks
 
-            self.mqtt, self.web, self.metrics = network_sinks(cfg, self._report, self.snapshots)
+            self.mqtt, self.web, self.metrics = network_sinks(
+                cfg, self._report, self.snapshots, [*a, *v, *w]
+            )
             self.sinks += [s for s in (self.metrics, self.mqtt, self.web) if s is not None]
         self._camera_factory = camera_factory
         self._sd = sounddevice_module
@@ -208,6 +226,15 @@ class Pipeline:
         self._started = False
         self._done = threading.Event()
         self.error: BaseException | None = None
+        # config reload (edgemm/reload.py): SIGHUP or reload(); CLI --out/--quiet stay in force
+        from .reload import ReloadQueue
+
+        self.config_source = None if isinstance(config, Config) else config
+        self.started_cfg = cfg
+        self.reload_queue = ReloadQueue()
+        self._reload_lock = threading.Lock()
+        self._stdout_forced = stdout is not None
+        self._out_forced = out is not None
 
     def _effective_config(self) -> Config:
         """In replay, a missing input disables its modality."""
@@ -323,7 +350,11 @@ class Pipeline:
             )
             self.feeder.start()
             try:
-                self.scheduler.run_live(ring, frames, finished=lambda: self.feeder.finished)  # type: ignore[union-attr]
+                self.scheduler.run_live(
+                    ring,
+                    frames,
+                    finished=lambda: self._between_hops() or self.feeder.finished,  # type: ignore[union-attr]
+                )
             finally:
                 self.feeder.stop()
             return
@@ -359,7 +390,7 @@ class Pipeline:
                     **kw,
                 )
                 self.camera.start()
-            self.scheduler.run_live(ring, frames)
+            self.scheduler.run_live(ring, frames, finished=self._between_hops)
         finally:
             if self.camera is not None:
                 self.camera.stop()
@@ -368,6 +399,18 @@ class Pipeline:
 
     def _report(self, type: str, label: str, data: dict[str, Any]) -> None:
         self.scheduler.report(type, label, data)
+
+    def reload(self, config: Config | dict[str, Any] | str | Path | None = None) -> Any:
+        """Apply a changed config without dropping audio (thresholds, intents, stdout/JSONL
+        sinks); keys that need a restart are logged and returned. See edgemm/reload.py."""
+        from .reload import reload_pipeline
+
+        return reload_pipeline(self, config)
+
+    def _between_hops(self) -> bool:
+        """Called by the live scheduler whenever it has caught up: apply queued reloads."""
+        self.reload_queue.apply_pending()
+        return False
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop capture, let the scheduler finish, drain and close every sink."""

@@ -119,7 +119,9 @@ class TFLiteModel:
         try:
             self.interpreter = cls(model_path=str(self.path), num_threads=num_threads)
             if input_shapes:
-                for d, shape in zip(self.interpreter.get_input_details(), input_shapes, strict=False):
+                for d, shape in zip(
+                    self.interpreter.get_input_details(), input_shapes, strict=False
+                ):
                     self.interpreter.resize_tensor_input(d["index"], list(shape), strict=False)
             self.interpreter.allocate_tensors()
         except Exception as exc:  # the backends raise ValueError/RuntimeError with long text

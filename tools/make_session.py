@@ -44,9 +44,14 @@ IMAGES = ("astronaut", "coffee", "chelsea", "camera")
 
 
 def load_image(name: str) -> np.ndarray:
-    """A scikit-image sample image as BGR uint8."""
+    """A scikit-image sample image as BGR uint8; ``lfw:N`` is crop N (25×25) of lfw_subset
+    (0-99 faces, 100-199 non-faces)."""
     from skimage import data
 
+    if name.startswith("lfw:"):
+        crop = data.lfw_subset()[int(name[4:])]
+        g = np.round(crop * 255).astype(np.uint8)
+        return cv2.cvtColor(g, cv2.COLOR_GRAY2BGR)
     img = getattr(data, name)()
     if img.ndim == 2:
         img = np.stack([img] * 3, axis=-1)
@@ -134,40 +139,21 @@ def render_frame(
     img = cache[key]
     scale = seg.get("scale", 0.8) * min(w / img.shape[1], h / img.shape[0])
     iw, ih = max(1, int(img.shape[1] * scale)), max(1, int(img.shape[0] * scale))
-    img = cv2.resize(img, (iw, ih), interpolation=cv2.INTER_AREA)
+    interp = cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA
+    img = cv2.resize(img, (iw, ih), interpolation=interp)
+    px, py = seg.get("pos", [0.5, 0.5])  # where the picture sits: 0..1 of the free space
     dx = dy = 0.0
     if seg.get("motion") == "drift":
+        ax, ay = seg.get("drift", [0.08, 0.05])  # amplitude as a fraction of the frame
         ph = (t - seg["t0"]) * 2 * np.pi / 6.0
-        dx, dy = 0.08 * w * np.sin(ph), 0.05 * h * np.sin(2 * ph)
-    x0 = int(round((w - iw) / 2 + dx))
-    y0 = int(round((h - ih) / 2 + dy))
+        dx, dy = ax * w * np.sin(ph), ay * h * np.sin(2 * ph)
+    x0 = int(round((w - iw) * px + dx))
+    y0 = int(round((h - ih) * py + dy))
     xs, ys = max(0, x0), max(0, y0)
     xe, ye = min(w, x0 + iw), min(h, y0 + ih)
-    frame[ys:ye, xs:xe] = img[ys - y0 : ye - y0, xs - x0 : xe - x0]
+    if xe > xs and ye > ys:
+        frame[ys:ye, xs:xe] = img[ys - y0 : ye - y0, xs - x0 : xe - x0]
     return frame
-
-
-def face_box(seg: dict[str, Any], t: float, size: tuple[int, int]) -> list[float] | None:
-    """Where the astronaut's face is in the frame at time t (for ground truth)."""
-    if seg.get("image") != "astronaut":
-        return None
-    src = (178, 81, 272, 175)
-    x0c, y0c, x1c, y1c = seg.get("crop", [0, 0, 512, 512])
-    iw0, ih0 = x1c - x0c, y1c - y0c
-    w, h = size
-    scale = seg.get("scale", 0.8) * min(w / iw0, h / ih0)
-    iw, ih = max(1, int(iw0 * scale)), max(1, int(ih0 * scale))
-    dx = dy = 0.0
-    if seg.get("motion") == "drift":
-        ph = (t - seg["t0"]) * 2 * np.pi / 6.0
-        dx, dy = 0.08 * w * np.sin(ph), 0.05 * h * np.sin(2 * ph)
-    ox, oy = round((w - iw) / 2 + dx), round((h - ih) / 2 + dy)
-    return [
-        ox + (src[0] - x0c) * scale,
-        oy + (src[1] - y0c) * scale,
-        ox + (src[2] - x0c) * scale,
-        oy + (src[3] - y0c) * scale,
-    ]
 
 
 def render_video(spec: dict[str, Any], path: Path) -> list[dict[str, Any]]:

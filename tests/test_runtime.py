@@ -57,3 +57,20 @@ def test_backends_agree_on_the_same_model() -> None:
     b = TFLiteModel(model_path("face_detection_short_range"), backend="tflite-runtime").run(x)
     for ya, yb in zip(a, b, strict=True):
         np.testing.assert_allclose(ya, yb, atol=1e-3)
+
+
+def test_a_model_with_the_wrong_signature_is_refused_at_start() -> None:
+    from edgemm.encoders.face import FaceDetector
+
+    with pytest.raises(ModelError) as ei:  # the hand landmark model in place of BlazeFace
+        FaceDetector(model=model_path("hand_landmark_lite"))
+    msg = str(ei.value)
+    assert "hand_landmark_lite.tflite has inputs [[1, 224, 224, 3]]" in msg
+    assert "face_detection_short_range" in msg and "edgemm models install" in msg
+
+
+def test_a_wake_word_head_with_the_wrong_signature_is_refused() -> None:
+    from edgemm.encoders.audio import WakeWordDetector
+
+    with pytest.raises(ModelError):
+        WakeWordDetector([model_path("micro_hey_jarvis")])

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -79,7 +80,18 @@ class KeyLabels:
         return {"video": [v for v in self.video if v["t1"] > v["t0"]], "audio": self.audio}
 
 
-def record(
+def record(out: Path, duration: float, **kw: Any) -> dict[str, Any]:
+    """Record ``duration`` seconds (see :func:`_record`). Recordings show and sound like
+    people: every file is created user-only (umask 077)."""
+    prev = os.umask(0o077)
+    try:
+        out.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return _record(out, duration, **kw)
+    finally:
+        os.umask(prev)
+
+
+def _record(
     out: Path,
     duration: float,
     camera: int | str = 0,

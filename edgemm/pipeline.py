@@ -19,7 +19,7 @@ import numpy as np
 from .buffers import AudioRing, FrameRing
 from .clock import StreamClock
 from .config import Config, load_config
-from .errors import EdgemmError, SourceError
+from .errors import EdgemmError, ModelError, SourceError
 from .events import Event, EventBus
 from .scheduler import Scheduler, SchedulerSettings
 from .sinks.base import Sink
@@ -100,6 +100,8 @@ def build_stages(cfg: Config) -> tuple[list[Any], list[Any], list[Any]]:
                 every_k=f.every_k,
                 backend=backend,
                 min_presence=f.min_presence,
+                detector_model=model_file(f.model),
+                mesh_model=model_file(f.mesh_model) if f.mesh else None,
                 num_threads=f.num_threads or cfg.runtime.num_threads,
             )
             face.load()  # a missing or corrupt model fails here, at start-up
@@ -126,6 +128,21 @@ def build_stages(cfg: Config) -> tuple[list[Any], list[Any], list[Any]]:
 
         window.append(build_fusion_stage(cfg))
     return audio, video, window
+
+
+def model_file(spec: str) -> Path:
+    """A model given by manifest name (installed, sha256-verified) or by file path."""
+    from .models import load_manifest, model_path
+
+    if spec in load_manifest():
+        return model_path(spec)
+    p = Path(spec).expanduser()
+    if not p.is_file():
+        raise ModelError(
+            f"model {spec!r} is neither a manifest name nor a file",
+            "see `edgemm models list`, or give the path of a .tflite file",
+        )
+    return p
 
 
 def _stt_model_missing(cfg: Config) -> bool:

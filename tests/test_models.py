@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import edgemm
 from edgemm import models
 from edgemm.errors import ModelError
 from edgemm.models import (
@@ -87,11 +88,14 @@ def test_manifest_schema() -> None:
         if src.wheel:
             assert re.fullmatch(r"[a-z0-9-]+==[0-9.]+", src.wheel) and src.path, entry.name
             assert src.wheel_sha256 and re.fullmatch(r"[0-9a-f]{64}", src.wheel_sha256), src.wheel
+        elif src.bundled:  # shipped in the package, made by a committed tool
+            assert src.recipe and "tools/" in src.recipe, entry.name
+            assert (Path(edgemm.__file__).parent / "data" / "models" / src.bundled).is_file()
         else:
             assert src.url, entry.name
         if entry.kind == "tflite":
             assert entry.inputs and entry.outputs, entry.name
-            assert src.inner and src.inner.endswith(".tflite")
+            assert (src.inner or src.bundled or "").endswith(".tflite")
     micro = [e for e in MANIFEST.values() if e.name.startswith("micro_")]
     assert micro and all(0 < e.params["probability_cutoff"] < 1 for e in micro)
 
@@ -474,3 +478,18 @@ def test_default_model_loads_and_matches_signature(entry: ModelEntry) -> None:
     assert all(np.isfinite(o).all() for o in outs)
     if entry.name == "melspectrogram":
         assert outputs[0][1] == (1, 1, 8, 32)
+
+
+def test_bundled_model_installs_from_the_package_and_is_verified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgemm.models import install, model_path
+
+    monkeypatch.setenv("EDGEMM_MODELS", str(tmp_path))
+    (path,) = install(["face_detection_short_range_wi8"], progress=lambda _m: None)
+    assert path.parent == tmp_path and model_path("face_detection_short_range_wi8") == path
+    path.write_bytes(b"\x00" * path.stat().st_size)
+    with pytest.raises(ModelError, match="corrupt"):
+        model_path("face_detection_short_range_wi8")
+    install(["face_detection_short_range_wi8"], force=True, progress=lambda _m: None)
+    assert model_path("face_detection_short_range_wi8") == path

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import skimage.data
+from test_vision_encoders import ASTRONAUT_FACE, _bgr, _lfw_frames
 
 from edgemm.encoders.face import FaceDetector, FaceMesh
 from edgemm.models import install, model_path
 from edgemm.pipeline import model_file
-from test_vision_encoders import ASTRONAUT_FACE, _bgr, _lfw_frames
 
 
 @pytest.fixture(scope="module")

@@ -486,3 +486,92 @@ def test_credentials_come_from_named_environment_variables(
         ok.close()
     finally:
         b.stop()
+
+
+def _make_ca_and_server_cert(d: Path, name: str) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for 127.0.0.1 signed by it (openssl)."""
+    ca_key, ca, key, csr, crt = (
+        d / f"{name}{s}" for s in ("-ca.key", "-ca.pem", ".key", ".csr", ".pem")
+    )
+    ext = d / f"{name}.ext"
+    ext.write_text("subjectAltName = IP:127.0.0.1, DNS:localhost\n")
+    run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True)  # noqa: E731
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        f"/CN={name} test CA",
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(ca),
+    )
+    run(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        str(key),
+        "-out",
+        str(csr),
+    )
+    run(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca),
+        "-CAkey",
+        str(ca_key),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        str(ext),
+        "-out",
+        str(crt),
+    )
+    return ca, crt, key
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_tls_broker_accepts_the_right_ca_and_refuses_another(tmp_path: Path) -> None:
+    ca, crt, key = _make_ca_and_server_cert(tmp_path, "good")
+    other_ca, _, _ = _make_ca_and_server_cert(tmp_path, "other")
+    b = Broker(
+        tmp_path, extra=f"allow_anonymous true\ncafile {ca}\ncertfile {crt}\nkeyfile {key}\n"
+    )
+    b.start()
+    try:
+        s = MqttSettings(
+            port=b.port, device_id="tlsdev", tls=True, ca_file=str(ca), discovery=False
+        )
+        ok = MqttSink(s)
+        bus = EventBus()
+        ok.attach(bus)
+        _wait(lambda: ok.connected)
+        bus.publish(Event("wake_word", "hey_jarvis", 1.0, 2.0, score=0.9))
+        _wait(lambda: ok.stats()["published"] >= 1)
+        bus.close()
+        ok.join(10)
+        wrong = MqttSink(
+            MqttSettings(
+                port=b.port, device_id="tlsdev2", tls=True, ca_file=str(other_ca), discovery=False
+            )
+        )
+        wrong.start()
+        time.sleep(1.5)
+        assert not wrong.connected
+        assert "certificate verify failed" in wrong.last_error, wrong.last_error
+        wrong.close()
+    finally:
+        b.stop()

@@ -267,6 +267,7 @@ class MqttSink(Sink):
         c.max_inflight_messages_set(settings.max_inflight)
         c.max_queued_messages_set(0)
         c.on_connect = self._on_connect
+        c.on_connect_fail = self._on_connect_fail
         c.on_disconnect = self._on_disconnect
         c.on_publish = self._on_publish
         c.on_message = self._on_message
@@ -406,6 +407,7 @@ class MqttSink(Sink):
             self.last_error = str(reason)
             log.warning("MQTT broker %s:%s refused: %s", self.s.host, self.s.port, reason)
             return
+        self.last_error = ""
         client.publish(self.t_available, "online", qos=1, retain=True)
         if self.s.discovery:
             client.subscribe(self.t_ha_status, qos=1)
@@ -428,6 +430,34 @@ class MqttSink(Sink):
                     "buffered": len(self._buf),
                 },
             )
+
+    def _on_connect_fail(self, _c: Any, _ud: Any) -> None:
+        """paho retries silently; say once per failure streak why the broker can't be reached."""
+        if self.last_error.startswith("cannot connect"):
+            return
+        why = self._diagnose()
+        self.last_error = f"cannot connect to {self.s.host}:{self.s.port}: {why}"
+        hint = (
+            "check sinks.mqtt.ca_file / tls"
+            if "certificate" in why.lower()
+            else "is the broker running?"
+        )
+        log.warning("MQTT %s (%s); retrying with backoff", self.last_error, hint)
+
+    def _diagnose(self) -> str:
+        """Open a plain (or TLS) connection once to learn what paho's retry loop swallows."""
+        try:
+            with socket.create_connection((self.s.host, self.s.port), timeout=2.0) as raw:
+                if not self.s.tls:
+                    return "the broker accepted TCP but not MQTT"
+                ctx = ssl.create_default_context(cafile=self.s.ca_file or None)
+                ctx.check_hostname = not self.s.tls_insecure
+                with ctx.wrap_socket(raw, server_hostname=self.s.host):
+                    return "TLS handshake succeeded; MQTT connect failed"
+        except ssl.SSLError as exc:
+            return f"TLS: {exc.reason or exc}".replace("_", " ").lower()
+        except OSError as exc:
+            return exc.strerror or str(exc)
 
     def _on_disconnect(self, _c: Any, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
         with self._cond:

@@ -234,6 +234,8 @@ class Pipeline:
                 cfg, self._report, self.snapshots, [*a, *v, *w]
             )
             self.sinks += [s for s in (self.metrics, self.mqtt, self.web) if s is not None]
+            if self.web is not None:
+                self.web.on_reload = self.reload  # the dashboard's "reload config" button
         self._camera_factory = camera_factory
         self._sd = sounddevice_module
         self.camera: CameraSource | None = None

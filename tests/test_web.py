@@ -248,3 +248,39 @@ def test_dashboard_in_headless_chromium(face_session: Path, tmp_path: Path) -> N
             "[...document.querySelectorAll('#timeline li')].map(li => +li.dataset.seq)"
         )
         assert seqs == sorted(seqs, reverse=True) and len(seqs) == len(set(seqs))
+
+
+def _post(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=b"", method="POST", headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_reload_button_endpoint_applies_the_changed_config_file(
+    beep_session: Path, tmp_path: Path
+) -> None:
+    conf = tmp_path / "live.yaml"
+    text = (
+        "sinks:\n  stdout: {enabled: false}\n  web: {enabled: true, port: 0}\n"
+        "stages:\n  energy_gate: {enabled: true, on_db: -35}\n"
+    )
+    conf.write_text(text)
+    with Pipeline(conf, audio_file=beep_session / "audio.wav") as p:
+        list(p.events())
+        url = p.web.url + "reload"
+        assert _post(url)[0] == 400  # the custom header keeps plain cross-site forms out
+        code, body = _post(url, {"X-Edgemm-Action": "reload"})
+        assert code == 200 and body["unchanged"] is True
+        conf.write_text(text.replace("on_db: -35", "on_db: -20").replace("port: 0", "port: 1"))
+        code, body = _post(url, {"X-Edgemm-Action": "reload"})
+        assert code == 200
+        assert "stages.energy_gate.on_db" in body["applied"]
+        assert "sinks.web.port" in body["restart_needed"]
+        assert p.cfg.stages.energy_gate.on_db == -20
+        conf.write_text("stages:\n  energy_gate: {enabled: maybe}\n")
+        code, body = _post(url, {"X-Edgemm-Action": "reload"})
+        assert code == 422 and "energy_gate.enabled" in body["error"]
+        assert p.cfg.stages.energy_gate.on_db == -20  # a bad file changes nothing

@@ -167,6 +167,36 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, b"not found\n", "text/plain")
 
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        """``POST /reload``: re-read the config (thresholds, intents, sinks) like SIGHUP. Needs
+        the token when one is set and the ``X-Edgemm-Action: reload`` header, which a plain
+        cross-site form cannot send."""
+        sink = self.server.sink
+        url = urlsplit(self.path)
+        if not self._authorized(parse_qs(url.query)):
+            self._send(401, b'{"error": "unauthorized"}', "application/json")
+            return
+        if url.path != "/reload" or sink.on_reload is None:
+            self._send(404, b'{"error": "not found"}', "application/json")
+            return
+        if self.headers.get("X-Edgemm-Action") != "reload":
+            self._send(400, b'{"error": "missing X-Edgemm-Action: reload"}', "application/json")
+            return
+        try:
+            result = sink.on_reload()
+        except Exception as exc:  # a bad config file: say why, keep running
+            body = json.dumps({"error": f"reload failed: {exc}"}).encode()
+            self._send(422, body, "application/json")
+            return
+        body = json.dumps(
+            {
+                "applied": list(result.applied),
+                "restart_needed": list(result.restart_needed),
+                "unchanged": result.unchanged,
+            }
+        ).encode()
+        self._send(200, body, "application/json")
+
     def _stream(self) -> None:
         sink = self.server.sink
         self.send_response(200)
@@ -225,6 +255,7 @@ class WebSink(Sink):
                 port,
             )
         self.token = token or ""
+        self.on_reload: Any = None  # set by the pipeline: () -> ReloadResult
         self.snapshots = snapshots
         self.metrics = metrics
         self.client_queue = client_queue

@@ -413,3 +413,12 @@ def test_record_session_key_labels() -> None:
         (4.0, 5.5, ""),
         (7.0, 8.0, ""),
     ]
+
+
+def test_package_copy_of_the_head_matches_models_folder() -> None:
+    """The wheel carries edgemm/data/models/; train_fusion.py refreshes it with models/."""
+    root = Path(__file__).resolve().parent.parent
+    for name in ("fusion_default.tflite", "fusion_default.yaml"):
+        assert (root / "models" / name).read_bytes() == (
+            root / "edgemm" / "data" / "models" / name
+        ).read_bytes(), name

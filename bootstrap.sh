@@ -53,7 +53,7 @@ for c in python3.13 python3.12 python3.11 python3; do
 done
 [ -n "$py" ] || { echo "edgemm needs Python >= 3.11 (sudo apt-get install python3 python3-venv)" >&2; exit 1; }
 
-extras="."
+extras=".[mqtt,web]"
 [ "$what" = test ] && extras=".[dev]"
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv with $($py --version)"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,7 +19,7 @@ from edgemm.encoders.audio import (
 from edgemm.errors import ConfigError, ModelError
 from edgemm.models import install
 from edgemm.stages.audio import VadStage, WakeWordStage
-from edgemm.stages.base import AudioStage, FeatureStore
+from edgemm.stages.base import AudioStage, CollectingContext, FeatureStore
 
 OWW_MODELS = ["melspectrogram", "embedding_model", "hey_jarvis", "alexa", "hey_mycroft"]
 MICRO_MODELS = ["micro_hey_jarvis", "micro_alexa"]
@@ -40,43 +39,9 @@ def embedder() -> SpeechEmbedder:
     return SpeechEmbedder()
 
 
-@dataclass
-class Ctx:
-    """A minimal StageContext: collects events with the stream time they were emitted at."""
-
-    sample_rate: int = SAMPLE_RATE
-    hop_samples: int = HOP_SAMPLES
-    features: FeatureStore = field(default_factory=lambda: FeatureStore(horizon_s=1e6))
-    events: list[dict[str, Any]] = field(default_factory=list)
-    now: float = 0.0
-
-    def emit(
-        self,
-        type: str,
-        label: str,
-        t_start: float,
-        t_end: float,
-        score: float = 1.0,
-        data: dict[str, Any] | None = None,
-        source: str | None = None,
-    ) -> None:
-        self.events.append(
-            dict(
-                type=type,
-                label=label,
-                t_start=t_start,
-                t_end=t_end,
-                score=score,
-                data=data or {},
-                source=source,
-                emitted=self.now,
-            )  # fmt: skip
-        )
-
-
-def run_stages(stages: list[Any], x: np.ndarray, start: int = 0) -> Ctx:
+def run_stages(stages: list[Any], x: np.ndarray, start: int = 0) -> CollectingContext:
     """Drive stages as the scheduler does: whole 1280-sample hops, absolute sample indices."""
-    ctx = Ctx()
+    ctx = CollectingContext(SAMPLE_RATE, HOP_SAMPLES, FeatureStore(horizon_s=1e6))
     for i in range(0, x.size - HOP_SAMPLES + 1, HOP_SAMPLES):
         ctx.now = (start + i + HOP_SAMPLES) / SAMPLE_RATE
         for s in stages:
@@ -197,13 +162,13 @@ def test_hey_jarvis_fires_after_the_utterance(wake_stage_factory, voice):
         x = scene([(t0, sp)], 4.5, noise_rms=noise_rms, seed=seed)
         stage = wake_stage_factory()
         ctx = run_stages([stage], x)
-        assert [e["label"] for e in ctx.events] == ["hey_jarvis"], (voice, t0, ctx.events)
+        assert [e.label for e in ctx.events] == ["hey_jarvis"], (voice, t0, ctx.events)
         ev = ctx.events[0]
-        assert ev["type"] == "wake_word" and ev["source"] == "audio.wakeword"
-        assert ev["score"] >= 0.5 and ev["data"] == {"threshold": 0.5}
-        assert t0 < ev["emitted"] <= t1 + 1.0
-        assert ev["t_end"] <= ev["emitted"] and ev["t_end"] > t0
-        assert ev["t_end"] - ev["t_start"] == pytest.approx(16 * HOP_SAMPLES / SAMPLE_RATE)
+        assert ev.type == "wake_word" and ev.source == "audio.wakeword"
+        assert ev.score >= 0.5 and ev.data == {"threshold": 0.5}
+        assert t0 < ev.t_emit <= t1 + 1.0
+        assert ev.t_end <= ev.t_emit and ev.t_end > t0
+        assert ev.t_end - ev.t_start == pytest.approx(16 * HOP_SAMPLES / SAMPLE_RATE)
 
 
 @pytest.mark.slow
@@ -255,7 +220,7 @@ def test_per_model_threshold_and_refractory(wake_stage_factory):
     long = run_stages([wake_stage_factory(models=["hey_jarvis"], refractory_s=5.0)], x).events
     short = run_stages([wake_stage_factory(models=["hey_jarvis"], refractory_s=0.8)], x).events
     assert len(long) == 1
-    assert len(short) == 2 and short[1]["emitted"] - short[0]["emitted"] >= 0.8
+    assert len(short) == 2 and short[1].t_emit - short[0].t_emit >= 0.8
     strict = wake_stage_factory(models=["hey_jarvis", "alexa"], threshold={"hey_jarvis": 0.99999})
     assert strict.thresholds == [0.99999, 0.5]
     assert run_stages([strict], x).events == []
@@ -274,8 +239,8 @@ def test_stage_resets_on_a_gap(wake_stage_factory, jarvis_scene):
     later = run_stages([stage], x, start=10 * SAMPLE_RATE).events
     fresh = run_stages([wake_stage_factory(models=["hey_jarvis"])], x).events
     assert len(later) == len(fresh) == 1
-    assert later[0]["t_end"] == pytest.approx(fresh[0]["t_end"] + 10.0)
-    assert later[0]["score"] == pytest.approx(fresh[0]["score"], abs=1e-6)
+    assert later[0].t_end == pytest.approx(fresh[0].t_end + 10.0)
+    assert later[0].score == pytest.approx(fresh[0].score, abs=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,12 +256,12 @@ def test_micro_wake_words_fire_and_stay_quiet():
         sp = speak("alexa", voice)
         x = scene([(1.0, sp)], 3.5, noise_rms=150, seed=1)
         events = run_stages([stage], x).events
-        assert [e["label"] for e in events] == ["alexa"], voice
-        assert 1.0 < events[0]["emitted"] <= 1.0 + sp.size / SAMPLE_RATE + 1.0
+        assert [e.label for e in events] == ["alexa"], voice
+        assert 1.0 < events[0].t_emit <= 1.0 + sp.size / SAMPLE_RATE + 1.0
         stage.micro.reset()
     sp = speak("hey jarvis", "en+f3")
     events = run_stages([stage], scene([(1.0, sp)], 3.5, noise_rms=150, seed=1)).events
-    assert [e["label"] for e in events] == ["hey_jarvis"]
+    assert [e.label for e in events] == ["hey_jarvis"]
     stage.micro.reset()
     parts = [(0.5 + 1.6 * i, speak(p, "en-us")) for i, p in enumerate(NEGATIVE_PHRASES)]
     quiet = np.concatenate([scene(parts, 5.5, noise_rms=150, seed=2), noise(48000, 300, seed=3)])
@@ -369,14 +334,14 @@ def test_vad_marks_speech_onset_and_end(backend):
         t1 = t0 + sp.size / SAMPLE_RATE
         x = scene([(t0, sp)], t1 + 2.0, noise_rms=100, seed=3)
         events = run_stages([VadStage(backend=backend)], x).events
-        assert [e["label"] for e in events] == ["speech_start", "speech_end"], (phrase, events)
+        assert [e.label for e in events] == ["speech_start", "speech_end"], (phrase, events)
         start, end = events
-        assert start["source"] == "audio.vad" and start["type"] == "vad"
-        assert abs(start["t_start"] - t0) <= 0.3 + (0.1 if backend == "micro" else 0.0)
-        assert start["emitted"] >= start["t_start"]
-        assert end["t_start"] == start["t_start"]
-        assert t1 - 0.3 <= end["t_end"] <= t1 + end_tol
-        assert end["emitted"] > end["t_end"]
+        assert start.source == "audio.vad" and start.type == "vad"
+        assert abs(start.t_start - t0) <= 0.3 + (0.1 if backend == "micro" else 0.0)
+        assert start.t_emit >= start.t_start
+        assert end.t_start == start.t_start
+        assert t1 - 0.3 <= end.t_end <= t1 + end_tol
+        assert end.t_emit > end.t_end
 
 
 @pytest.mark.parametrize("backend", ["silero", "micro"])
@@ -401,7 +366,7 @@ def test_vad_hangover_joins_short_pauses():
     ta = a.size / SAMPLE_RATE
     joined = scene([(1.0, a), (1.0 + ta + 0.25, b)], 6.0, noise_rms=100, seed=1)
     split = scene([(1.0, a), (1.0 + ta + 1.5, b)], 7.0, noise_rms=100, seed=1)
-    labels = lambda x: [e["label"] for e in run_stages([VadStage(min_silence_s=0.5)], x).events]  # noqa: E731
+    labels = lambda x: [e.label for e in run_stages([VadStage(min_silence_s=0.5)], x).events]  # noqa: E731
     assert labels(joined) == ["speech_start", "speech_end"]
     assert labels(split) == ["speech_start", "speech_end"] * 2
 

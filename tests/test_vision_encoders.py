@@ -7,9 +7,6 @@ landmark arrays in test_gestures.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import cv2
 import numpy as np
 import pytest
@@ -19,8 +16,7 @@ from edgemm.encoders.face import FaceDetector, FaceMesh
 from edgemm.encoders.hands import Hand, HandTracker, PalmDetector, palm_roi
 from edgemm.encoders.vision import RotatedRect, ssd_anchor_centers
 from edgemm.errors import ModelError
-from edgemm.events import Event
-from edgemm.stages.base import FeatureStore, Frame, VideoStage
+from edgemm.stages.base import CollectingContext, Frame, VideoStage
 from edgemm.stages.vision import FaceStage, HandStage
 
 # The astronaut's face in skimage.data.astronaut() (512×512), found by inspecting 8× zoomed
@@ -206,26 +202,6 @@ def test_hand_landmarker_maps_back_through_the_roi(models: None, astronaut: np.n
 # --- stages -----------------------------------------------------------------------------------
 
 
-@dataclass
-class Ctx:
-    sample_rate: int = 16000
-    hop_samples: int = 1280
-    features: FeatureStore = field(default_factory=FeatureStore)
-    events: list[Event] = field(default_factory=list)
-
-    def emit(
-        self,
-        type: str,
-        label: str,
-        t_start: float,
-        t_end: float,
-        score: float = 1.0,
-        data: dict[str, Any] | None = None,
-        source: str | None = None,
-    ) -> None:
-        self.events.append(Event(type, label, t_start, t_end, score, source or "", data or {}))
-
-
 def _clip(
     first: np.ndarray, second: np.ndarray, fps: float = 15.0, seconds: float = 1.0
 ) -> list[Frame]:
@@ -242,7 +218,7 @@ def test_face_stage_presence_on_then_off(
 ) -> None:
     stage = FaceStage(mesh=use_mesh, on_s=0.2, off_s=0.5)
     assert isinstance(stage, VideoStage)
-    ctx = Ctx()
+    ctx = CollectingContext()
     for frame in _clip(astronaut, _bgr(skimage.data.coffee())):
         stage.process_frame(frame, ctx)
     assert [(e.type, e.label, e.data["present"], e.data["count"]) for e in ctx.events] == [
@@ -264,7 +240,7 @@ def test_face_stage_presence_on_then_off(
 
 def test_face_stage_ignores_a_single_frame_blip(models: None, astronaut: np.ndarray) -> None:
     stage = FaceStage(on_s=0.2, off_s=0.5)
-    ctx = Ctx()
+    ctx = CollectingContext()
     coffee = _bgr(skimage.data.coffee())
     frames = [coffee] * 5 + [astronaut] + [coffee] * 5
     for i, img in enumerate(frames):
@@ -280,7 +256,7 @@ def test_hand_stage_debounces_gestures() -> None:
     from test_gestures import POSES, transform
 
     stage = HandStage(hold_frames=3)
-    ctx = Ctx()
+    ctx = CollectingContext()
     fist = transform(POSES["fist"], scale=100.0, shift=(300.0, 200.0))
     palm = transform(POSES["open_palm"], scale=100.0, shift=(300.0, 200.0))
     sequence = [[fist]] * 2 + [[]] + [[fist]] * 6 + [[palm]] * 4 + [[fist]] * 3
@@ -303,7 +279,7 @@ def test_hand_stage_debounces_gestures() -> None:
 def test_hand_stage_is_silent_on_a_face(models: None, astronaut: np.ndarray) -> None:
     stage = HandStage()
     assert isinstance(stage, VideoStage)
-    ctx = Ctx()
+    ctx = CollectingContext()
     for frame in _clip(astronaut, astronaut, fps=7.5):
         stage.process_frame(frame, ctx)
     assert ctx.events == []

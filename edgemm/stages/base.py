@@ -24,6 +24,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..events import Event
+
 
 @dataclass(frozen=True)
 class Frame:
@@ -122,3 +124,32 @@ class WindowStage(Protocol):
     name: str
 
     def process_window(self, window: Window, ctx: StageContext) -> None: ...
+
+
+@dataclass
+class CollectingContext:
+    """A :class:`StageContext` that collects the events in a list: runs stages without the
+    scheduler (tests, notebooks, offline tools). ``now`` is stamped into each event's
+    ``t_emit``; ``fast`` is True as in a deterministic replay."""
+
+    sample_rate: int = 16000
+    hop_samples: int = 1280
+    features: FeatureStore = field(default_factory=FeatureStore)
+    events: list[Event] = field(default_factory=list)
+    now: float = 0.0
+    fast: bool = True
+    lag_s: float = 0.0
+
+    def emit(
+        self,
+        type: str,
+        label: str,
+        t_start: float,
+        t_end: float,
+        score: float = 1.0,
+        data: dict[str, Any] | None = None,
+        source: str | None = None,
+    ) -> None:
+        ev = Event(type, label, t_start, t_end, float(score), source or "", data or {})
+        ev.t_emit = self.now
+        self.events.append(ev)

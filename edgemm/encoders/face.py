@@ -16,10 +16,9 @@ import cv2
 import numpy as np
 
 from .vision import (
-    Letterbox,
     RoiCrop,
     RotatedRect,
-    SsdDecoder,
+    SsdDetector,
     load_model,
     output_index,
     rotation_from_points,
@@ -84,40 +83,23 @@ def symmetry(center: np.ndarray, a: np.ndarray, b: np.ndarray, axis: np.ndarray)
     return min(da, db) / hi if hi > 1e-6 else 0.0
 
 
-class FaceDetector:
+class FaceDetector(SsdDetector):
     """BlazeFace short range: ``detect(bgr) -> list[FaceDetection]`` (best score first).
 
     One instance per thread; the interpreter, anchors and input buffer are set up once.
     ``model`` is a file path, or None for the installed ``face_detection_short_range``.
     """
 
+    MODEL = "face_detection_short_range"
     SIZE = 128
-    STRIDES = (8, 16, 16, 16)
-
-    def __init__(
-        self,
-        min_score: float = 0.5,
-        iou_threshold: float = 0.3,
-        model: str | Path | None = None,
-        backend: str = "auto",
-        num_threads: int = 1,
-    ) -> None:
-        self.model = load_model("face_detection_short_range", model, backend, num_threads)
-        self._reg = output_index(self.model, 16)
-        self._cls = output_index(self.model, 1)
-        self.letterbox = Letterbox(self.SIZE, (-1.0, 1.0))
-        self.decoder = SsdDecoder(self.SIZE, self.STRIDES, 6, min_score, iou_threshold)
+    KEYPOINTS = 6
+    VALUE_RANGE = (-1.0, 1.0)
 
     def detect(self, image: np.ndarray) -> list[FaceDetection]:
-        self.model.set_input(0, self.letterbox(image))
-        self.model.invoke()
-        reg = self.model.output(self._reg)[0]
-        logits = self.model.output(self._cls)[0, :, 0]
-        out = []
-        for score, pts in self.decoder.decode(reg, logits):
-            src = self.letterbox.to_source(pts)
-            out.append(FaceDetection(box=src[:2].reshape(4), score=score, keypoints=src[2:]))
-        return out
+        return [
+            FaceDetection(box=src[:2].reshape(4), score=score, keypoints=src[2:])
+            for score, src in self.detect_points(image)
+        ]
 
 
 @dataclass(frozen=True, eq=False)

@@ -19,10 +19,9 @@ import cv2
 import numpy as np
 
 from .vision import (
-    Letterbox,
     RoiCrop,
     RotatedRect,
-    SsdDecoder,
+    SsdDetector,
     load_model,
     output_index,
     rotation_from_points,
@@ -88,36 +87,19 @@ def landmarks_roi(landmarks: np.ndarray) -> RotatedRect:
     return transform_rect(float(c[0]), float(c[1]), w, h, rot, 2.0, -0.1)
 
 
-class PalmDetector:
+class PalmDetector(SsdDetector):
     """``detect(bgr) -> list[PalmDetection]`` (best first). One instance per thread."""
 
+    MODEL = "palm_detection_lite"
     SIZE = 192
-    STRIDES = (8, 16, 16, 16)
-
-    def __init__(
-        self,
-        min_score: float = 0.5,
-        iou_threshold: float = 0.3,
-        model: str | Path | None = None,
-        backend: str = "auto",
-        num_threads: int = 1,
-    ) -> None:
-        self.model = load_model("palm_detection_lite", model, backend, num_threads)
-        self._reg = output_index(self.model, 18)
-        self._cls = output_index(self.model, 1)
-        self.letterbox = Letterbox(self.SIZE, (0.0, 1.0))
-        self.decoder = SsdDecoder(self.SIZE, self.STRIDES, 7, min_score, iou_threshold)
+    KEYPOINTS = 7
+    VALUE_RANGE = (0.0, 1.0)
 
     def detect(self, image: np.ndarray) -> list[PalmDetection]:
-        self.model.set_input(0, self.letterbox(image))
-        self.model.invoke()
-        reg = self.model.output(self._reg)[0]
-        logits = self.model.output(self._cls)[0, :, 0]
-        out = []
-        for score, pts in self.decoder.decode(reg, logits):
-            src = self.letterbox.to_source(pts)
-            out.append(PalmDetection(src[:2].reshape(4), score, src[2:]))
-        return out
+        return [
+            PalmDetection(src[:2].reshape(4), score, src[2:])
+            for score, src in self.detect_points(image)
+        ]
 
 
 class HandLandmarker:

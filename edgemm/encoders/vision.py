@@ -320,3 +320,41 @@ def output_index(model: TFLiteModel, last_dim: int) -> int:
         f"model {model.name} has no output with last dimension {last_dim} (outputs {shapes})",
         repair_hint(model.path),
     )
+
+
+class SsdDetector:
+    """A single-shot detector as MediaPipe runs them (BlazeFace, palm detection): letterbox,
+    invoke, decode anchors, weighted NMS, map back to source pixels. Subclasses set the model
+    and its geometry and wrap :meth:`detect_points` in their own records. One per thread."""
+
+    MODEL = ""
+    SIZE = 128
+    STRIDES: tuple[int, ...] = (8, 16, 16, 16)
+    KEYPOINTS = 6
+    VALUE_RANGE = (-1.0, 1.0)
+
+    def __init__(
+        self,
+        min_score: float = 0.5,
+        iou_threshold: float = 0.3,
+        model: str | Path | None = None,
+        backend: str = "auto",
+        num_threads: int = 1,
+    ) -> None:
+        self.model = load_model(self.MODEL, model, backend, num_threads)
+        self._reg = output_index(self.model, 4 + 2 * self.KEYPOINTS)
+        self._cls = output_index(self.model, 1)
+        self.letterbox = Letterbox(self.SIZE, self.VALUE_RANGE)
+        self.decoder = SsdDecoder(self.SIZE, self.STRIDES, self.KEYPOINTS, min_score, iou_threshold)
+
+    def detect_points(self, image: np.ndarray) -> list[tuple[float, np.ndarray]]:
+        """(score, points) best first; points are the box corners then the keypoints, in source
+        pixels."""
+        self.model.set_input(0, self.letterbox(image))
+        self.model.invoke()
+        reg = self.model.output(self._reg)[0]
+        logits = self.model.output(self._cls)[0, :, 0]
+        return [
+            (score, self.letterbox.to_source(pts))
+            for score, pts in self.decoder.decode(reg, logits)
+        ]

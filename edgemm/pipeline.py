@@ -84,6 +84,10 @@ def build_stages(cfg: Config) -> tuple[list[Any], list[Any], list[Any]]:
         elif (speech := build_speech_stage(cfg)) is not None:  # None (one log line): STT off
             audio.append(speech)
     if cfg.video.enabled:
+        if cfg.runtime.opencv_threads:
+            import cv2
+
+            cv2.setNumThreads(cfg.runtime.opencv_threads)
         if st.brightness.enabled:
             b = st.brightness
             video.append(Brightness(b.bright, b.dark, b.max_fps))

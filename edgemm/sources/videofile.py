@@ -11,13 +11,21 @@ from ..errors import SourceError
 from ..stages.base import Frame
 
 
+def _open(path: Path) -> cv2.VideoCapture:
+    """A capture that decodes in the calling thread: FFmpeg's own frame threads measured
+    0.15-0.21 ms of CPU per 320x240 frame against 0.10-0.12 with one thread, and the replay
+    already keeps both cores busy."""
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+    return cap if cap.isOpened() else cv2.VideoCapture(str(path))
+
+
 class VideoFile:
     def __init__(self, path: str | Path, loops: int = 1) -> None:
         self.loops = max(1, loops)
         self.path = Path(path)
         if not self.path.is_file():
             raise SourceError(f"video file {self.path} not found", "check the --video path")
-        cap = cv2.VideoCapture(str(self.path))
+        cap = _open(self.path)
         ok, first = cap.read() if cap.isOpened() else (False, None)
         if not ok or first is None:
             cap.release()
@@ -45,7 +53,7 @@ class VideoFile:
         clock running on. A decode failure mid-file ends the stream."""
         i = 0
         for _ in range(max(1, loops)):
-            cap = cv2.VideoCapture(str(self.path))
+            cap = _open(self.path)
             try:
                 while True:
                     ok, img = cap.read()

@@ -122,18 +122,28 @@ def weighted_nms(
         return [(float(scores[0]), rows[0])]
     order = np.argsort(-scores, kind="stable")
     rows, scores = rows[order], scores[order]
-    overlaps = iou_matrix(rows[:, :4], rows[:, :4]) > iou_threshold
+    x1, y1, x2, y2 = rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3]
+    areas = (x2 - x1) * (y2 - y1)
     alive = np.ones(len(scores), dtype=bool)
     out: list[tuple[float, np.ndarray]] = []
-    for i in range(len(scores)):
-        if not alive[i]:
-            continue
-        group = alive & overlaps[i]
-        group[i] = True
-        alive &= ~group
+    # One pass per kept detection (IoU of the best remaining box against the rest), not a full
+    # IoU matrix: a frame has a few candidates and one or two faces, and each numpy call on
+    # arrays this small costs more than its arithmetic.
+    while True:
+        rest = np.flatnonzero(alive)
+        if rest.size == 0:
+            return out
+        i = rest[0]
+        iw = np.minimum(x2[rest], x2[i]) - np.maximum(x1[rest], x1[i])
+        ih = np.minimum(y2[rest], y2[i]) - np.maximum(y1[rest], y1[i])
+        inter = np.clip(iw, 0.0, None) * np.clip(ih, 0.0, None)
+        iou = inter / np.maximum(areas[rest] + areas[i] - inter, 1e-12)
+        group = rest[iou > iou_threshold]
+        if group.size == 0 or group[0] != i:  # a degenerate box still stands for itself
+            group = np.concatenate(([i], group[group != i]))
+        alive[group] = False
         w = scores[group]
         out.append((float(scores[i]), (w @ rows[group]) / w.sum()))
-    return out
 
 
 class Letterbox:
@@ -252,7 +262,7 @@ class RoiCrop:
         self._alpha = np.float32((hi - lo) / 255.0)
         self._beta = np.float32(lo)
         self._border = border
-        self._bgr = np.zeros((size, size, 3), dtype=np.uint8)
+        self._rgba = np.zeros((size, size, 4), dtype=np.uint8)
         self._rgb = np.zeros((size, size, 3), dtype=np.uint8)
         self.tensor = np.zeros((1, size, size, 3), dtype=np.float32)
         self.matrix = np.zeros((2, 3), dtype=np.float32)  # model pixels → source pixels
@@ -267,20 +277,36 @@ class RoiCrop:
             [half, half], np.float32
         )
         # The matrix maps pixel corners; OpenCV samples pixel centres, hence the half-pixel terms.
-        m = self.matrix.copy()
-        m[:, 2] += a @ np.array([0.5, 0.5], np.float32) - 0.5
+        m = self.matrix.astype(np.float64)
+        m[:, 2] += m[:, :2] @ np.array([0.5, 0.5]) - 0.5
+        # Warp only the part of the image the ROI samples, converted to RGBA first: OpenCV's
+        # 4-channel warp is vectorized where the 3-channel one is not (5.0: 0.12 vs 0.32 ms for
+        # 192x192), and the channel swap comes for free. Clamping the part to the image keeps
+        # BORDER_REPLICATE's edge pixels the image's own.
+        h, w = image.shape[:2]
+        s = self.size - 1.0
+        xs = m[0, 0] * np.array([0.0, s, 0.0, s]) + m[0, 1] * np.array([0.0, 0.0, s, s]) + m[0, 2]
+        ys = m[1, 0] * np.array([0.0, s, 0.0, s]) + m[1, 1] * np.array([0.0, 0.0, s, s]) + m[1, 2]
+        x0 = min(max(math.floor(xs.min()) - 1, 0), w - 1)
+        y0 = min(max(math.floor(ys.min()) - 1, 0), h - 1)
+        x1 = max(min(math.ceil(xs.max()) + 2, w), x0 + 1)
+        y1 = max(min(math.ceil(ys.max()) + 2, h), y0 + 1)
+        part = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_BGR2RGBA)
+        m[0, 2] -= x0
+        m[1, 2] -= y0
         cv2.warpAffine(
-            image,
+            part,
             m,
             (self.size, self.size),
-            dst=self._bgr,
+            dst=self._rgba,
             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
             borderMode=self._border,
         )
-        cv2.cvtColor(self._bgr, cv2.COLOR_BGR2RGB, dst=self._rgb)
+        cv2.cvtColor(self._rgba, cv2.COLOR_RGBA2RGB, dst=self._rgb)
         out = self.tensor[0]
         np.multiply(self._rgb, self._alpha, out=out)
-        out += self._beta
+        if self._beta:
+            out += self._beta
         return self.tensor
 
     def to_source(self, pts: np.ndarray) -> np.ndarray:

@@ -405,3 +405,37 @@ def test_vad_config_errors():
         SpeechSegmenter(threshold=0.0)
     with pytest.raises(ConfigError, match="unknown wake-word engine"):
         WakeWordStage(["hey_jarvis"], engine="porcupine")
+
+
+_VAD_THREADS = """
+import os, numpy as np
+from edgemm.encoders.audio import VoiceActivityDetector
+vad = VoiceActivityDetector("silero")
+before = len(os.listdir("/proc/self/task"))
+x = (np.random.default_rng(0).normal(0, 0.1, 16000) * 32767).astype(np.int16)
+probs = vad.feed(x)
+print(os.environ.get("OMP_THREAD_LIMIT"), len(os.listdir("/proc/self/task")) - before,
+      round(float(probs.sum()), 6))
+"""
+
+
+def test_silero_runs_on_the_calling_thread_unless_the_user_says_otherwise():
+    """ggml fans each 512-sample frame out to an OpenMP pool; edgemm caps it at one thread
+    (same probabilities, a fraction of the CPU) unless OMP_THREAD_LIMIT is already set."""
+    import os
+    import subprocess
+    import sys
+
+    def run(extra: dict[str, str]) -> list[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")} | extra
+        out = subprocess.run(
+            [sys.executable, "-c", _VAD_THREADS], env=env, capture_output=True, text=True,
+            check=True,
+        )  # fmt: skip
+        return out.stdout.split()
+
+    limit, new_threads, total = run({})
+    assert limit == "1" and new_threads == "0"
+    user_limit, user_threads, user_total = run({"OMP_THREAD_LIMIT": "2"})
+    assert user_limit == "2" and int(user_threads) >= 1  # the user's setting wins
+    assert total == user_total  # the thread count does not change the result

@@ -158,3 +158,22 @@ def test_parse_yaml_reports_lines() -> None:
 def test_every_shipped_profile_runs_the_real_encoders(profile: str) -> None:
     st = load_config(profile).stages
     assert st.vad.enabled and st.wakeword.enabled and st.face.enabled, profile
+
+
+def test_opencv_threads_are_set_when_the_pipeline_is_built() -> None:
+    import cv2
+
+    from edgemm.pipeline import build_stages
+
+    off = {"stages": {"vad": {"enabled": False}, "wakeword": {"enabled": False},
+                      "face": {"enabled": False}}, "fusion": {"enabled": False}}  # fmt: skip
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(2)
+        build_stages(load_config(off))
+        assert cv2.getNumThreads() == 1  # the default: image ops stay in the stage's thread
+        cv2.setNumThreads(2)
+        build_stages(load_config({**off, "runtime": {"opencv_threads": 0}}))
+        assert cv2.getNumThreads() == 2  # 0: OpenCV's own setting is left alone
+    finally:
+        cv2.setNumThreads(before)

@@ -155,7 +155,7 @@ class FaceMesh:
 
     def process(self, image: np.ndarray, detection: FaceDetection) -> FaceMeshResult | None:
         roi = face_roi(detection)
-        self.model.set_input(0, self.crop(image, roi))
+        self.model.fill_input(0, self.crop, image, roi)
         self.model.invoke()
         logit = float(self.model.output(self._flag).reshape(-1)[0])
         presence = 1.0 / (1.0 + math.exp(-max(-100.0, min(100.0, logit))))

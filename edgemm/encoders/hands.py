@@ -130,7 +130,7 @@ class HandLandmarker:
         self.mirrored = mirrored
 
     def process(self, image: np.ndarray, roi: RotatedRect) -> Hand | None:
-        self.model.set_input(0, self.crop(image, roi))
+        self.model.fill_input(0, self.crop, image, roi)
         self.model.invoke()
         presence = float(self.model.output(self._flag).reshape(-1)[0])
         if presence < self.min_presence:

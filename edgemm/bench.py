@@ -306,14 +306,18 @@ def measure_overhead(
     loops: int = 3,
     repeat: int = 3,
     runs: int = 200,
+    threaded: bool = True,
 ) -> dict[str, Any]:
     """Process CPU of a ``--fast`` replay over the floor cost of the work it did (see module
     doc). Each repetition times one uninstrumented replay, then re-prices the floor and the
-    video decoding, so every ratio compares numbers measured side by side."""
+    video decoding, so every ratio compares numbers measured side by side. ``threaded=False``
+    replays with the video stages in the calling thread (same events, one core busy)."""
     from .pipeline import Pipeline
 
     def pipeline() -> Pipeline:
-        return Pipeline(cfg, audio_file=audio, video_file=video, loops=loops, stdout=False)
+        p = Pipeline(cfg, audio_file=audio, video_file=video, loops=loops, stdout=False)
+        p.fast_threaded = threaded
+        return p
 
     counted = pipeline()  # run 0: counts the work (deterministic), warms caches
     sch = counted.scheduler
@@ -321,6 +325,8 @@ def measure_overhead(
     with _counting(pr):
         counted.run()
     stream = max(sch.audio_t, sch.vision_t)
+    if not sch.video_stages:  # the replay never opened the video: nothing was decoded
+        video = None
     frame = _first_frame(video)
     reps: list[dict[str, Any]] = []
     for _ in range(repeat):
@@ -384,6 +390,7 @@ def measure_overhead(
     in_run = sum(it["calls"] * (it["in_run_ms"] + it["dsp_ms"]) for it in items) / 1e3
     return {
         "config": cfg.source if hasattr(cfg, "source") else None,
+        "threaded": threaded,
         "floor_in_run_s": in_run,
         "ratio_over_in_run_invokes_without_decode_and_vad_threads": (
             (cpu - decode - extra) / in_run if in_run else None
@@ -409,7 +416,11 @@ def measure_overhead(
 
 def print_overhead(r: dict[str, Any]) -> None:
     S = r["stream_s"]
-    print(f"--fast replay of {S:.0f} s of stream, median of {r['repeat']} (CPU per stream second)")
+    how = "video stages in their own thread" if r.get("threaded", True) else "one thread"
+    print(
+        f"--fast replay of {S:.0f} s of stream ({how}), median of {r['repeat']} "
+        "(CPU per stream second)"
+    )
     print(
         f"{'work':<28}{'stage':>10}{'calls':>7}{'invoke ms':>10}{'in run':>8}{'prep ms':>8}"
         f"{'floor ms/s':>11}"
@@ -460,7 +471,7 @@ def cmd_overhead(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, overrides(args.set))
     audio, video = (args.audio, args.video) if (args.audio or args.video) else demo_files()
-    r = measure_overhead(cfg, audio, video, args.loop, args.repeat, args.runs)
+    r = measure_overhead(cfg, audio, video, args.loop, args.repeat, args.runs, not args.serial)
     r["config"] = args.config
     print_overhead(r)
     _write(args.json, {"overhead": r})
@@ -643,6 +654,11 @@ def register_cli(sub: Any) -> None:
     o.add_argument("--loop", type=int, default=3, help="replay the files N times (demo: 20 s)")
     o.add_argument("--repeat", type=int, default=3)
     o.add_argument("--runs", type=int, default=200, help="invokes per floor price")
+    o.add_argument(
+        "--serial",
+        action="store_true",
+        help="replay in one thread (no contention between the two threads for the cores)",
+    )
     o.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override")
     o.add_argument("--json")
     o.set_defaults(func=cmd_overhead)

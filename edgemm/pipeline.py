@@ -194,6 +194,9 @@ class Pipeline:
         cfg = self.cfg
         self.replay = audio_file is not None or video_file is not None
         self.realtime = realtime
+        # --fast replays run the video stages in a thread of their own; False keeps everything
+        # in one thread (same events; what `edgemm bench overhead --serial` measures)
+        self.fast_threaded = True
         self.bus = EventBus(cfg.bus.queue_size)
         self.clock = StreamClock(cfg.audio.sample_rate)
         self._audio: np.ndarray | None = None
@@ -355,7 +358,7 @@ class Pipeline:
     def _run(self) -> None:
         cfg = self._effective_config()
         if self.replay and not self.realtime:
-            self.scheduler.run_fast(self._audio, self._video)
+            self.scheduler.run_fast(self._audio, self._video, self.fast_threaded)
             return
         ring = (
             AudioRing(int(cfg.audio.ring_s * cfg.audio.sample_rate)) if cfg.audio.enabled else None

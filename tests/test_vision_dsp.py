@@ -13,7 +13,7 @@ import pytest
 import skimage.data
 
 from edgemm.encoders.face import FaceDetector, FaceMesh, face_roi
-from edgemm.encoders.vision import RoiCrop, RotatedRect, weighted_nms
+from edgemm.encoders.vision import RoiCrop, RotatedRect, weighted_nms, weighted_nms_lists
 from edgemm.errors import ModelError
 
 
@@ -57,12 +57,15 @@ def test_weighted_nms_matches_the_plain_reference() -> None:
         scores = rng.random(n).astype(np.float32)
         if trial % 5 == 0:
             scores[:] = 0.75  # ties keep the input order
-        got = weighted_nms(rows.copy(), scores.copy(), 0.3)
         want = reference_weighted_nms(rows, scores, 0.3)
-        assert len(got) == len(want)
-        for (gs, gr), (ws, wr) in zip(got, want, strict=True):
-            assert gs == pytest.approx(ws)
-            np.testing.assert_allclose(gr, wr, rtol=1e-5, atol=1e-3)
+        for got in (
+            weighted_nms(rows.copy(), scores.copy(), 0.3),  # numpy, for many candidates
+            weighted_nms_lists(rows.copy(), scores.tolist(), 0.3),  # plain Python, for a few
+        ):
+            assert len(got) == len(want)
+            for (gs, gr), (ws, wr) in zip(got, want, strict=True):
+                assert gs == pytest.approx(ws)
+                np.testing.assert_allclose(gr, wr, rtol=1e-5, atol=1e-3)
 
 
 def reference_crop(image: np.ndarray, crop: RoiCrop) -> np.ndarray:
@@ -134,3 +137,28 @@ def test_inputs_written_in_place_give_the_same_outputs(
     mesh.model.invoke()
     raw = mesh.model.output(mesh._lm).reshape(468, 3)
     np.testing.assert_allclose(r.landmarks[:, :2], mesh.crop.to_source(raw), atol=1e-3)
+
+
+def test_both_decode_paths_agree_on_real_outputs(
+    face_models: tuple[FaceDetector, FaceMesh], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgemm.encoders import vision
+
+    det = face_models[0]
+    image = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+    det.model.fill_input(0, det.letterbox, image)
+    det.model.invoke()
+    reg = det.model.output(det._reg)[0].copy()
+    logits = det.model.output(det._cls)[0, :, 0].copy()
+    decoder = vision.SsdDecoder(128, det.STRIDES, det.KEYPOINTS, min_score=0.02)
+    n = int((logits > decoder.min_logit).sum())
+    assert n > 8  # enough candidates to merge and to keep more than one
+    results = []
+    for small in (0, 10_000):  # numpy path, plain-Python path
+        monkeypatch.setattr(vision, "SMALL_NMS", small)
+        results.append(decoder.decode(reg, logits))
+    a, b = results
+    assert len(a) == len(b) > 1
+    for (sa, pa), (sb, pb) in zip(a, b, strict=True):
+        assert sa == pytest.approx(sb, abs=1e-6)
+        np.testing.assert_allclose(pa, pb, atol=1e-3)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -71,14 +72,17 @@ class FaceDetection:
         )
 
 
-def symmetry(center: np.ndarray, a: np.ndarray, b: np.ndarray, axis: np.ndarray) -> float:
-    """min/max of the distances from ``center`` to ``a`` and ``b`` along ``axis`` (0..1)."""
-    n = float(np.hypot(axis[0], axis[1]))
+def symmetry(center: Any, a: Any, b: Any, axis: Any) -> float:
+    """min/max of the distances from ``center`` to ``a`` and ``b`` along ``axis`` (0..1).
+    Points are (x, y) pairs: arrays or plain floats (this runs per frame, on two numbers)."""
+    ux, uy = float(axis[0]), float(axis[1])
+    n = math.hypot(ux, uy)
     if n < 1e-6:
         return 0.0
-    u = axis / n
-    da = abs(float(np.dot(center - a, u)))
-    db = abs(float(np.dot(b - center, u)))
+    ux, uy = ux / n, uy / n
+    cx, cy = float(center[0]), float(center[1])
+    da = abs((cx - float(a[0])) * ux + (cy - float(a[1])) * uy)
+    db = abs((float(b[0]) - cx) * ux + (float(b[1]) - cy) * uy)
     hi = max(da, db)
     return min(da, db) / hi if hi > 1e-6 else 0.0
 
@@ -116,22 +120,27 @@ class FaceMeshResult:
 
 def face_roi(det: FaceDetection, scale: float = 1.5) -> RotatedRect:
     """The eye-aligned square ROI MediaPipe feeds the face mesh model (1.5× the box)."""
-    cx, cy = det.center
-    rot = rotation_from_points(det.keypoints[KP_RIGHT_EYE], det.keypoints[KP_LEFT_EYE], 0.0)
-    return transform_rect(cx, cy, det.width, det.height, rot, scale)
+    x1, y1, x2, y2 = det.box.tolist()
+    right_eye, left_eye = det.keypoints[[KP_RIGHT_EYE, KP_LEFT_EYE]].tolist()
+    rot = rotation_from_points(right_eye, left_eye, 0.0)
+    return transform_rect((x1 + x2) / 2.0, (y1 + y2) / 2.0, x2 - x1, y2 - y1, rot, scale)
+
+
+_MOUTH = [LM_LIP_UPPER_INNER, LM_LIP_LOWER_INNER, LM_MOUTH_RIGHT, LM_MOUTH_LEFT]
+_YAW = [LM_NOSE_TIP, LM_CHEEK_RIGHT, LM_CHEEK_LEFT]
 
 
 def mouth_open_ratio(lm: np.ndarray) -> float:
     """Inner-lip gap over mouth width: ~0 closed, ~0.3+ wide open."""
-    gap = float(np.hypot(*(lm[LM_LIP_LOWER_INNER, :2] - lm[LM_LIP_UPPER_INNER, :2])))
-    width = float(np.hypot(*(lm[LM_MOUTH_LEFT, :2] - lm[LM_MOUTH_RIGHT, :2])))
-    return gap / width if width > 1e-6 else 0.0
+    (ux, uy), (lx, ly), (rx, ry), (mx, my) = lm[_MOUTH, :2].tolist()
+    width = math.hypot(mx - rx, my - ry)
+    return math.hypot(lx - ux, ly - uy) / width if width > 1e-6 else 0.0
 
 
 def mesh_frontalness(lm: np.ndarray) -> float:
     """Yaw estimate from the mesh: nose tip against the two cheek contours (1 = frontal)."""
-    axis = lm[LM_CHEEK_LEFT, :2] - lm[LM_CHEEK_RIGHT, :2]
-    return symmetry(lm[LM_NOSE_TIP, :2], lm[LM_CHEEK_RIGHT, :2], lm[LM_CHEEK_LEFT, :2], axis)
+    nose, right, left = lm[_YAW, :2].tolist()
+    return symmetry(nose, right, left, (left[0] - right[0], left[1] - right[1]))
 
 
 class FaceMesh:

@@ -73,11 +73,14 @@ def test_bench_models_writes_json(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_bench_overhead_counts_the_work_of_a_replay(tmp_path: Path) -> None:
+@pytest.mark.parametrize("serial", [False, True])
+def test_bench_overhead_counts_the_work_of_a_replay(tmp_path: Path, serial: bool) -> None:
     out = tmp_path / "overhead.json"
     assert cli(["bench", "overhead", "--loop", "1", "--repeat", "1", "--runs", "5",
-                "--set", "stages.vad.backend=micro", "--json", str(out)]) == 0  # fmt: skip
+                "--set", "stages.vad.backend=micro", "--json", str(out)]
+               + (["--serial"] if serial else [])) == 0  # fmt: skip
     r = _load(out)["overhead"]
+    assert r["threaded"] is not serial
     assert r["stream_s"] == pytest.approx(20.0, abs=0.1)
     work = {w["what"]: w for w in r["work"]}
     # the demo is 20 s: 250 hops of 80 ms, 300 frames at 15 fps, 10 ms micro-VAD frames

@@ -5,7 +5,8 @@ Parts (``--only`` picks some; all by default, about 15 minutes on a 2-core machi
 
 1. ``floor``     median invoke time of every model of the default profile, 1 and 2 threads;
 2. ``overhead``  ``--fast`` replay of the demo looped 3× (60 s): process CPU over the floor of
-                 the work done, measured side by side (``edgemm bench overhead``);
+                 the work done, measured side by side (``edgemm bench overhead``), threaded
+                 and in one thread (``--serial``);
 3. ``latency``   ``--realtime`` replay: capture → event latency per type (tools/bench_latency.py);
 4. ``realtime``  process CPU per shipped profile at its camera size and rate (same tool);
 5. ``memory``    RSS over one hour of stream in ``--fast`` replay (tools/bench_memory.py);
@@ -106,9 +107,16 @@ def part_overhead(out: Path, q: bool) -> dict[str, Any]:
     audio, video = demo_files()
     cfg = load_config("default")
     print("\n[2] overhead")
-    r = measure_overhead(cfg, audio, video, 1 if q else 3, 1 if q else 3, 20 if q else 200)
+    n = (1, 1, 20) if q else (3, 3, 200)
+    r = measure_overhead(cfg, audio, video, *n)
     r["config"] = "default"
     print_overhead(r)
+    # the same replay in one thread: no contention between the two threads for the cores
+    serial = measure_overhead(cfg, audio, video, *n, threaded=False)
+    serial["config"] = "default"
+    print()
+    print_overhead(serial)
+    r["serial"] = serial
     save(out, "overhead", r)
     S = r["stream_s"]
     rows = [

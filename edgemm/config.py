@@ -116,6 +116,10 @@ class FaceConfig:
     min_score: float = _f(0.5, min=0.0, max=1.0)
     max_fps: float = _f(15.0, min=0.1, max=120.0)
     every_k: int = _f(1, min=1, max=100)
+    # > 1: the detector runs on every n-th processed frame only; in between the face mesh
+    # follows the largest face from its own landmarks (needs mesh). New faces are then seen up
+    # to n frames later.
+    detect_every: int = _f(1, min=1, max=100)
     on_s: float = _f(0.2, min=0.0, max=10.0)
     off_s: float = _f(0.5, min=0.0, max=30.0)
     mesh: bool = True  # the mesh's face flag confirms detections and adds mouth-open/frontalness

@@ -107,6 +107,7 @@ def build_stages(cfg: Config) -> tuple[list[Any], list[Any], list[Any]]:
                 detector_model=model_file(f.model),
                 mesh_model=model_file(f.mesh_model) if f.mesh else None,
                 num_threads=f.num_threads or cfg.runtime.num_threads,
+                detect_every=f.detect_every,
             )
             face.load()  # a missing or corrupt model fails here, at start-up
             video.append(face)

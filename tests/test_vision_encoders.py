@@ -15,7 +15,7 @@ import skimage.data
 from edgemm.encoders.face import FaceDetector, FaceMesh
 from edgemm.encoders.hands import Hand, HandTracker, PalmDetector, palm_roi
 from edgemm.encoders.vision import RotatedRect, ssd_anchor_centers
-from edgemm.errors import ModelError
+from edgemm.errors import ConfigError, ModelError
 from edgemm.stages.base import CollectingContext, Frame, VideoStage
 from edgemm.stages.vision import FaceStage, HandStage
 
@@ -284,3 +284,53 @@ def test_hand_stage_is_silent_on_a_face(models: None, astronaut: np.ndarray) -> 
         stage.process_frame(frame, ctx)
     assert ctx.events == []
     assert ctx.features.latest("gesture")[1]["count"] == 0
+
+
+def test_face_tracking_follows_a_moving_face_and_detects_again_when_lost(
+    models: None, astronaut: np.ndarray
+) -> None:
+    """detect_every=5: the detector runs on every 5th frame; in between the mesh follows the
+    face from its own landmarks. The face drifts 4 px per frame; the tracked centre stays on
+    the one the detector finds on every frame. When the face is gone, the detector runs on
+    every frame again and presence goes off as without tracking."""
+    h, w = astronaut.shape[:2]
+    moving = [
+        cv2.warpAffine(astronaut, np.float32([[1, 0, 4 * i], [0, 1, 2 * i]]), (w, h))
+        for i in range(20)
+    ]
+    coffee = _bgr(skimage.data.coffee())
+    frames = [*moving, *[coffee] * 12]
+    tracked = FaceStage(mesh=True, detect_every=5)
+    plain = FaceStage(mesh=True)
+    ctx_t, ctx_p = CollectingContext(), CollectingContext()
+    for i, img in enumerate(frames):
+        tracked.process_frame(Frame(img, i / 15.0, i), ctx_t)
+        plain.process_frame(Frame(img, i / 15.0, i), ctx_p)
+    # 20 face frames: detections at 0, 5, 10, 15; then every one of the 12 empty frames
+    assert tracked.tracked_frames == 16
+    assert tracked.detector_runs == 4 + 12
+    assert plain.detector_runs == 32 and plain.tracked_frames == 0
+    for (_, ft), (_, fp) in zip(
+        ctx_t.features.between("face", 0.0, 19.5 / 15), ctx_p.features.between("face", 0.0, 19.5 / 15),
+        strict=True,
+    ):  # fmt: skip
+        assert ft["count"] == fp["count"] == 1
+        assert abs(ft["cx"] - fp["cx"]) * w < 6 and abs(ft["cy"] - fp["cy"]) * h < 8
+        # the tracking ROI is MediaPipe's (the landmarks' box, 1.5x), a little wider than the
+        # detector's, so the mouth reads a little differently; both see it closed
+        assert 0.0 < ft["mouth_open"] < 0.3 and 0.0 < fp["mouth_open"] < 0.3
+    # the drift moved the face 76 px right: the tracked box went along
+    first, last = ctx_t.features.between("face", 0.0, 0.01)[0][1], ctx_t.features.latest("face")
+    assert ctx_t.features.between("face", 19 / 15 - 0.01, 19 / 15 + 0.01)[0][1]["cx"] * w > (
+        first["cx"] * w + 60
+    )
+    assert last[1]["count"] == 0
+    assert [(e.data["present"]) for e in ctx_t.events] == [e.data["present"] for e in ctx_p.events]
+    assert [round(e.t_start, 3) for e in ctx_t.events] == [
+        round(e.t_start, 3) for e in ctx_p.events
+    ]
+
+
+def test_face_tracking_needs_the_mesh() -> None:
+    with pytest.raises(ConfigError, match="detect_every"):
+        FaceStage(mesh=False, detect_every=3)

@@ -126,6 +126,19 @@ def face_roi(det: FaceDetection, scale: float = 1.5) -> RotatedRect:
     return transform_rect((x1 + x2) / 2.0, (y1 + y2) / 2.0, x2 - x1, y2 - y1, rot, scale)
 
 
+LM_RIGHT_EYE_OUTER, LM_LEFT_EYE_OUTER = 33, 263
+
+
+def mesh_roi(lm: np.ndarray, scale: float = 1.5) -> RotatedRect:
+    """The ROI for the next frame from this frame's landmarks, as MediaPipe derives it: the
+    landmarks' bounding box, rotated to level the outer eye corners, squared and scaled."""
+    x1, y1 = lm[:, :2].min(axis=0).tolist()
+    x2, y2 = lm[:, :2].max(axis=0).tolist()
+    right, left = lm[[LM_RIGHT_EYE_OUTER, LM_LEFT_EYE_OUTER], :2].tolist()
+    rot = rotation_from_points(right, left, 0.0)
+    return transform_rect((x1 + x2) / 2.0, (y1 + y2) / 2.0, x2 - x1, y2 - y1, rot, scale)
+
+
 _MOUTH = [LM_LIP_UPPER_INNER, LM_LIP_LOWER_INNER, LM_MOUTH_RIGHT, LM_MOUTH_LEFT]
 _YAW = [LM_NOSE_TIP, LM_CHEEK_RIGHT, LM_CHEEK_LEFT]
 
@@ -163,7 +176,11 @@ class FaceMesh:
         self.min_presence = min_presence
 
     def process(self, image: np.ndarray, detection: FaceDetection) -> FaceMeshResult | None:
-        roi = face_roi(detection)
+        return self.process_roi(image, face_roi(detection))
+
+    def process_roi(self, image: np.ndarray, roi: RotatedRect) -> FaceMeshResult | None:
+        """The mesh on an explicit ROI: :func:`face_roi` of a detection, or :func:`mesh_roi`
+        of the previous frame's landmarks (tracking, as MediaPipe's face mesh does)."""
         self.model.fill_input(0, self.crop, image, roi)
         self.model.invoke()
         logit = float(self.model.output(self._flag).reshape(-1)[0])

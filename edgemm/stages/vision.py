@@ -19,9 +19,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..encoders.face import FaceDetection, FaceDetector, FaceMesh
+from ..encoders.face import FaceDetection, FaceDetector, FaceMesh, mesh_roi
 from ..encoders.gestures import GestureRules, classify_gesture
 from ..encoders.hands import Hand, HandTracker
+from ..encoders.vision import RotatedRect
+from ..errors import ConfigError
 from .base import Frame, StageContext
 
 
@@ -41,7 +43,14 @@ class FaceStage:
         min_presence: float = 0.5,
         detector_model: str | Path | None = None,
         mesh_model: str | Path | None = None,
+        detect_every: int = 1,
     ) -> None:
+        if detect_every > 1 and not mesh:
+            raise ConfigError(
+                "stages.face.detect_every > 1 tracks faces with the face mesh",
+                "set stages.face.mesh: true, or detect_every: 1",
+            )
+        self.detect_every = detect_every
         self.min_score = min_score
         self.on_s = on_s
         self.off_s = off_s
@@ -57,6 +66,14 @@ class FaceStage:
         self.count = 0  # published state
         self._pending: int | None = None
         self._pending_since = 0.0
+        # tracking (detect_every > 1): the next frame's mesh ROI, frames since the detector ran,
+        # and what that detection saw besides the tracked face
+        self._track: RotatedRect | None = None
+        self._since_detect = 0
+        self._last: dict[str, Any] = {}
+        self._other_boxes: list[list[float]] = []
+        self.detector_runs = 0
+        self.tracked_frames = 0
 
     def load(self) -> None:
         if self.detector is None:
@@ -79,12 +96,42 @@ class FaceStage:
             self.load()
         assert self.detector is not None
         image = frame.image
-        faces = self.detector.detect(image)
-        features = self._features(image, faces)
+        features = self._tracked(image) if self._track is not None else None
+        if features is None:
+            faces = self.detector.detect(image)
+            self.detector_runs += 1
+            features = self._features(image, faces)
         ctx.features.put("face", frame.t, features)
         self._update(features["count"], features["score"], frame.t, ctx)
 
+    def _tracked(self, image: Any) -> dict[str, Any] | None:
+        """Between detections (``detect_every`` > 1) the face mesh follows the largest face
+        from its own previous landmarks, as MediaPipe's face mesh does, and the detector is
+        skipped. None when it is time to detect again or the mesh lost the face."""
+        assert self.face_mesh is not None and self._track is not None
+        if self._since_detect + 1 >= self.detect_every:
+            return None
+        m = self.face_mesh.process_roi(image, self._track)
+        if m is None:
+            self._track = None
+            return None
+        self._since_detect += 1
+        self.tracked_frames += 1
+        self._track = mesh_roi(m.landmarks)
+        h, w = image.shape[:2]
+        x1, y1 = m.landmarks[:, :2].min(axis=0).tolist()
+        x2, y2 = m.landmarks[:, :2].max(axis=0).tolist()
+        feats = dict(self._last)  # the count and score of the last detection
+        feats["mouth_open"] = m.mouth_open
+        feats["frontalness"] = m.frontalness
+        feats["area"] = (x2 - x1) * (y2 - y1) / float(w * h)
+        feats["cx"] = (x1 + x2) / 2.0 / w
+        feats["cy"] = (y1 + y2) / 2.0 / h
+        feats["boxes"] = [[round(v, 1) for v in (x1, y1, x2, y2)], *self._other_boxes]
+        return feats
+
     def _features(self, image: Any, faces: list[FaceDetection]) -> dict[str, Any]:
+        self._track = None
         h, w = image.shape[:2]
         feats: dict[str, Any] = {
             "count": len(faces),
@@ -109,6 +156,9 @@ class FaceStage:
             else:
                 feats["mouth_open"] = m.mouth_open
                 feats["frontalness"] = m.frontalness
+                if self.detect_every > 1:
+                    self._track = mesh_roi(m.landmarks)
+                    self._since_detect = 0
         if self.face_mesh is None or feats["frontalness"] == 0.0:
             feats["frontalness"] = largest.frontalness
         cx, cy = largest.center
@@ -117,6 +167,11 @@ class FaceStage:
         feats["cx"] = cx / w
         feats["cy"] = cy / h
         feats["score"] = largest.score
+        if self._track is not None:
+            self._last = feats
+            self._other_boxes = [
+                b for f, b in zip(faces, feats["boxes"], strict=True) if f is not largest
+            ]
         return feats
 
     def on_video_lost(self, t: float, ctx: StageContext) -> None:

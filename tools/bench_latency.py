@@ -134,10 +134,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def profile_config(profile: str, tmp: Path) -> Config:
     """The shipped profile, with files and ports moved out of the way (no behaviour change).
-    ``base+other`` layers profile ``other``'s keys over profile ``base``."""
-    base, _, layer = profile.rpartition("+")
+    ``base+other`` layers profile ``other``'s keys over profile ``base``; ``name:key=value,...``
+    then sets single keys (e.g. ``pi:stages.face.detect_every=1``)."""
+    from edgemm.bench import overrides
+
+    name, _, sets = profile.partition(":")
+    base, _, layer = name.rpartition("+")
     over: dict[str, Any] = {}
     if base:
         from edgemm.config import parse_yaml, resolve_config_path
@@ -145,8 +156,10 @@ def profile_config(profile: str, tmp: Path) -> Config:
         over, _ = parse_yaml(resolve_config_path(layer).read_text(encoding="utf-8"), layer)
     else:
         base = layer
+    over = _merge(over, overrides([x for x in sets.split(",") if x]))
     cfg = load_config(base, over)
-    sinks = {**over.get("sinks", {}), "jsonl": {"path": str(tmp / f"{profile}.jsonl")}}
+    safe = "".join(c if c.isalnum() or c in "+-_" else "_" for c in profile)
+    sinks = {**over.get("sinks", {}), "jsonl": {"path": str(tmp / f"{safe}.jsonl")}}
     if cfg.sinks.web.enabled:
         sinks["web"] = {"port": _free_port()}
     return load_config(base, {**over, "sinks": sinks})

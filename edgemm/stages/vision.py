@@ -176,6 +176,7 @@ class FaceStage:
 
     def on_video_lost(self, t: float, ctx: StageContext) -> None:
         """No frames any more (camera gone): presence cannot be known; report it as off."""
+        self._track = None  # the next frame may show anything: detect first
         self._pending = None
         if self.count:
             self.count = 0

@@ -104,7 +104,7 @@ class WakeWordConfig:
 @dataclass(frozen=True)
 class VadConfig:
     enabled: bool = False
-    backend: Literal["silero", "micro"] = "silero"  # micro: about a third of the CPU, later ends
+    backend: Literal["silero", "micro"] = "silero"  # micro: TFLite Micro, more CPU, later ends
     threshold: float = _f(0.5, min=0.0, max=1.0)
     min_speech_s: float = _f(0.25, min=0.0, max=10.0)
     min_silence_s: float = _f(0.5, min=0.0, max=10.0)

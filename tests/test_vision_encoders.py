@@ -334,3 +334,26 @@ def test_face_tracking_follows_a_moving_face_and_detects_again_when_lost(
 def test_face_tracking_needs_the_mesh() -> None:
     with pytest.raises(ConfigError, match="detect_every"):
         FaceStage(mesh=False, detect_every=3)
+
+
+def test_palm_detection_every_nth_frame_while_waiting_for_hands(models: None) -> None:
+    coffee = _bgr(skimage.data.coffee())
+    every = HandTracker(detect_every=4)
+    always = HandTracker()
+    for _ in range(12):
+        assert every.process(coffee) == [] and always.process(coffee) == []
+    assert always.palm_runs == 12
+    assert every.palm_runs == 3  # calls 1, 5, 9
+
+
+def test_palm_detection_runs_at_once_when_a_tracked_hand_is_lost(models: None) -> None:
+    coffee = _bgr(skimage.data.coffee())
+    tracker = HandTracker(detect_every=10)
+    tracker.process(coffee)  # the first call detects
+    assert tracker.palm_runs == 1
+    tracker.process(coffee)
+    assert tracker.palm_runs == 1  # nothing tracked, not due: skipped
+    # a hand was being tracked here; the landmark model no longer finds it in this frame
+    tracker._rois = [RotatedRect(200.0, 150.0, 120.0, 120.0, 0.0)]
+    assert tracker.process(coffee) == []
+    assert tracker.palm_runs == 2  # lost: palm detection at once, not 8 frames later

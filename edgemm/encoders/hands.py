@@ -149,7 +149,11 @@ class HandLandmarker:
 class HandTracker:
     """Palm detection plus hand landmarks with MediaPipe's tracking shortcut: hands found in
     the previous call are re-measured from their landmark ROI, and palm detection runs only
-    while fewer than ``max_hands`` are tracked. ``process(bgr) -> list[Hand]``."""
+    while fewer than ``max_hands`` are tracked. ``process(bgr) -> list[Hand]``.
+
+    ``detect_every`` n > 1 runs that palm detection on every n-th call only (and at once when
+    a tracked hand is lost): waiting for hands costs 1/n of the palm model, and a new hand is
+    seen up to n - 1 calls later."""
 
     def __init__(
         self,
@@ -161,7 +165,10 @@ class HandTracker:
         landmark_model: str | Path | None = None,
         backend: str = "auto",
         num_threads: int = 1,
+        detect_every: int = 1,
     ) -> None:
+        self.detect_every = max(1, detect_every)
+        self._since_palm = self.detect_every  # the first call detects
         self.palms = PalmDetector(
             min_score, model=palm_model, backend=backend, num_threads=num_threads
         )
@@ -174,10 +181,14 @@ class HandTracker:
 
     def reset(self) -> None:
         self._rois = []
+        self._since_palm = self.detect_every
 
     def process(self, image: np.ndarray) -> list[Hand]:
         hands = [h for h in (self.landmarker.process(image, r) for r in self._rois) if h]
-        if len(hands) < self.max_hands:
+        lost = len(hands) < len(self._rois)
+        self._since_palm += 1
+        if len(hands) < self.max_hands and (lost or self._since_palm >= self.detect_every):
+            self._since_palm = 0
             self.palm_runs += 1
             for palm in self.palms.detect(image):
                 if len(hands) >= self.max_hands:

@@ -230,7 +230,9 @@ class HandStage:
         rules: GestureRules | None = None,
         palm_model: str | Path | None = None,
         landmark_model: str | Path | None = None,
+        detect_every: int = 1,
     ) -> None:
+        self.detect_every = detect_every
         self.every_k = every_k
         self.max_fps = max_fps
         self.min_score = min_score
@@ -257,6 +259,7 @@ class HandStage:
                 landmark_model=self._paths[1],
                 backend=self.backend,
                 num_threads=self.num_threads,
+                detect_every=self.detect_every,
             )
 
     def process_frame(self, frame: Frame, ctx: StageContext) -> None:

@@ -576,8 +576,14 @@ class Scheduler:
             "error": None,
         }
 
+        state: dict[int, list[float]] = {}
+
+        def frame_in(f: Any) -> None:  # one decoded frame through the video stages
+            self.counters.frames_in += 1
+            self._video_frame(Frame(f.image, f.t, f.index, time.monotonic()), state)
+            box["progress"] = f.t
+
         def vision() -> None:
-            state: dict[int, list[float]] = {}
             try:
                 assert video is not None
                 for f in video.frames(video.loops):
@@ -586,10 +592,8 @@ class Scheduler:
                             cond.wait(0.5)
                     if self._stop.is_set():
                         break
-                    self.counters.frames_in += 1
-                    self._video_frame(Frame(f.image, f.t, f.index, time.monotonic()), state)
+                    frame_in(f)
                     with cond:
-                        box["progress"] = f.t
                         cond.notify_all()
             except Exception as exc:  # decoding errors end the video stream, not the run
                 box["error"] = exc
@@ -601,7 +605,6 @@ class Scheduler:
         vt = None
         pending: list[Any] = []  # serial: the next frame, not yet due
         serial_frames = None
-        state: dict[int, list[float]] = {}
         if use_video and threaded:
             vt = threading.Thread(target=vision, name="vision-fast", daemon=True)
             vt.start()
@@ -620,9 +623,7 @@ class Scheduler:
                     if f.t > limit:
                         pending.append(f)
                         return
-                    self.counters.frames_in += 1
-                    self._video_frame(Frame(f.image, f.t, f.index, time.monotonic()), state)
-                    box["progress"] = f.t
+                    frame_in(f)
             except Exception as exc:  # decoding errors end the video stream, not the run
                 box["error"] = exc
                 box["done"] = True

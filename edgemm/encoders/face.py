@@ -118,25 +118,34 @@ class FaceMeshResult:
     roi: RotatedRect = field(repr=False)
 
 
+def aligned_roi(box: list[float], p0: list[float], p1: list[float], scale: float) -> RotatedRect:
+    """A box (x1, y1, x2, y2) rotated so that p0→p1 is level, squared on its long side and
+    scaled: how MediaPipe turns a face detection or the face's landmarks into the mesh ROI."""
+    x1, y1, x2, y2 = box
+    rot = rotation_from_points(p0, p1, 0.0)
+    return transform_rect((x1 + x2) / 2.0, (y1 + y2) / 2.0, x2 - x1, y2 - y1, rot, scale)
+
+
 def face_roi(det: FaceDetection, scale: float = 1.5) -> RotatedRect:
     """The eye-aligned square ROI MediaPipe feeds the face mesh model (1.5× the box)."""
-    x1, y1, x2, y2 = det.box.tolist()
     right_eye, left_eye = det.keypoints[[KP_RIGHT_EYE, KP_LEFT_EYE]].tolist()
-    rot = rotation_from_points(right_eye, left_eye, 0.0)
-    return transform_rect((x1 + x2) / 2.0, (y1 + y2) / 2.0, x2 - x1, y2 - y1, rot, scale)
+    return aligned_roi(det.box.tolist(), right_eye, left_eye, scale)
 
 
 LM_RIGHT_EYE_OUTER, LM_LEFT_EYE_OUTER = 33, 263
 
 
-def mesh_roi(lm: np.ndarray, scale: float = 1.5) -> RotatedRect:
+def landmark_box(lm: np.ndarray) -> list[float]:
+    """The landmarks' bounding box (x1, y1, x2, y2) in source pixels."""
+    return [*lm[:, :2].min(axis=0).tolist(), *lm[:, :2].max(axis=0).tolist()]
+
+
+def mesh_roi(lm: np.ndarray, box: list[float] | None = None, scale: float = 1.5) -> RotatedRect:
     """The ROI for the next frame from this frame's landmarks, as MediaPipe derives it: the
-    landmarks' bounding box, rotated to level the outer eye corners, squared and scaled."""
-    x1, y1 = lm[:, :2].min(axis=0).tolist()
-    x2, y2 = lm[:, :2].max(axis=0).tolist()
+    landmarks' bounding box (``box`` if already computed), rotated to level the outer eye
+    corners, squared and scaled."""
     right, left = lm[[LM_RIGHT_EYE_OUTER, LM_LEFT_EYE_OUTER], :2].tolist()
-    rot = rotation_from_points(right, left, 0.0)
-    return transform_rect((x1 + x2) / 2.0, (y1 + y2) / 2.0, x2 - x1, y2 - y1, rot, scale)
+    return aligned_roi(box or landmark_box(lm), right, left, scale)
 
 
 _MOUTH = [LM_LIP_UPPER_INNER, LM_LIP_LOWER_INNER, LM_MOUTH_RIGHT, LM_MOUTH_LEFT]

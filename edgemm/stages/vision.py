@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..encoders.face import FaceDetection, FaceDetector, FaceMesh, mesh_roi
+from ..encoders.face import FaceDetection, FaceDetector, FaceMesh, landmark_box, mesh_roi
 from ..encoders.gestures import GestureRules, classify_gesture
 from ..encoders.hands import Hand, HandTracker
 from ..encoders.vision import RotatedRect
@@ -117,10 +117,10 @@ class FaceStage:
             return None
         self._since_detect += 1
         self.tracked_frames += 1
-        self._track = mesh_roi(m.landmarks)
+        box = landmark_box(m.landmarks)
+        self._track = mesh_roi(m.landmarks, box)
         h, w = image.shape[:2]
-        x1, y1 = m.landmarks[:, :2].min(axis=0).tolist()
-        x2, y2 = m.landmarks[:, :2].max(axis=0).tolist()
+        x1, y1, x2, y2 = box
         feats = dict(self._last)  # the count and score of the last detection
         feats["mouth_open"] = m.mouth_open
         feats["frontalness"] = m.frontalness

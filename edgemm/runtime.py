@@ -114,6 +114,7 @@ class TFLiteModel:
         self.path = Path(path)
         self.name = name or self.path.stem
         self.backend = resolve_backend(backend)
+        self.num_threads = num_threads
         if not self.path.is_file():
             raise ModelError(f"model file {self.path} not found", repair_hint(self.path))
         cls = interpreter_class(self.backend)

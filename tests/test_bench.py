@@ -74,9 +74,11 @@ def test_bench_models_writes_json(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("serial", [False, True])
-def test_bench_overhead_counts_the_work_of_a_replay(tmp_path: Path, serial: bool) -> None:
+def test_bench_overhead_counts_and_prices_the_work_of_a_replay(
+    tmp_path: Path, serial: bool
+) -> None:
     out = tmp_path / "overhead.json"
-    assert cli(["bench", "overhead", "--loop", "1", "--repeat", "1", "--runs", "5",
+    assert cli(["bench", "overhead", "--loop", "1", "--repeat", "1", "--every", "4",
                 "--set", "stages.vad.backend=micro", "--json", str(out)]
                + (["--serial"] if serial else [])) == 0  # fmt: skip
     r = _load(out)["overhead"]
@@ -87,10 +89,47 @@ def test_bench_overhead_counts_the_work_of_a_replay(tmp_path: Path, serial: bool
     assert work["embedding_model"]["calls"] == 250
     assert work["melspectrogram"]["calls"] == 250
     assert work["face_detection_short_range"]["calls"] == 300
+    assert work["face_detection_short_range letterbox"]["calls"] == 300
     assert 0 < work["face_landmark"]["calls"] < 300  # only frames with a face
+    assert work["face_landmark crop"]["calls"] == work["face_landmark"]["calls"]
     assert work["vad:micro"]["calls"] == 2000
-    assert r["ratio"] > 0 and r["cpu_s"] > 0
-    assert set(r["rest"]) == {"video_decode_s", "vad_library_threads_s", "other_s"}
+    # every 4th call (the first included) was repeated 3 times, hot, to price it
+    assert work["vad:micro"]["priced_calls"] == 3 * 500
+    assert all(w["price_ms"] > 0 and w["in_run_ms"] > 0 for w in r["work"])
+    assert r["ratio"] > 0 and r["cpu_s"] > 0 and r["pricing_s"] > 0
+    b = r["breakdown"]
+    assert set(b) == {"floor_s", "in_run_over_floor_s", "video_decode_s", "other_s"}
+    assert sum(b.values()) == pytest.approx(r["cpu_s"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["silero", "micro"])
+def test_pricing_in_place_leaves_the_events_unchanged(backend: str) -> None:
+    """The repeats run on twins: the stateful VADs (and models) see only their real input."""
+    from edgemm import Pipeline, load_config
+    from edgemm.bench import _pricing
+    from edgemm.demo import demo_files
+
+    audio, video = demo_files()
+
+    def events(priced: bool) -> list[dict]:
+        cfg = load_config("default", {"stages": {"vad": {"backend": backend}}})
+        p = Pipeline(cfg, audio_file=audio, video_file=video, stdout=False)
+        sch = p.scheduler
+        every = 1 if priced else 10**9  # 10**9: only each kind's first call is repeated
+        with _pricing([*sch.audio_stages, *sch._all_stages()], every, 2) as works, p:
+            evs = [e.to_dict() for e in p.events() if e.type != "status"]
+        assert (
+            len(works) == 9
+        )  # VAD, mel, embedding, head, detector (+ letterbox), mesh (+ crop), fusion
+        if priced:
+            assert all(len(w.prices) == 2 * w.calls > 0 for w in works)
+        for e in evs:
+            for k in ("seq", "t_emit", "latency_ms"):
+                e.pop(k)
+        return evs
+
+    assert events(True) == events(False)
 
 
 @pytest.mark.slow

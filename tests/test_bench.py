@@ -100,6 +100,7 @@ def test_bench_overhead_counts_and_prices_the_work_of_a_replay(
     b = r["breakdown"]
     assert set(b) == {"floor_s", "in_run_over_floor_s", "video_decode_s", "other_s"}
     assert sum(b.values()) == pytest.approx(r["cpu_s"])
+    assert r["alternating_s"] > 0 and r["ratio_over_alternating"] > 0
 
 
 @pytest.mark.slow
@@ -117,11 +118,12 @@ def test_pricing_in_place_leaves_the_events_unchanged(backend: str) -> None:
         p = Pipeline(cfg, audio_file=audio, video_file=video, stdout=False)
         sch = p.scheduler
         every = 1 if priced else 10**9  # 10**9: only each kind's first call is repeated
-        with _pricing([*sch.audio_stages, *sch._all_stages()], every, 2) as works, p:
+        with _pricing([*sch.audio_stages, *sch._all_stages()], every, 2) as (works, order), p:
             evs = [e.to_dict() for e in p.events() if e.type != "status"]
         assert (
             len(works) == 9
         )  # VAD, mel, embedding, head, detector (+ letterbox), mesh (+ crop), fusion
+        assert len(order) == sum(w.calls for w in works)
         if priced:
             assert all(len(w.prices) == 2 * w.calls > 0 for w in works)
         for e in evs:

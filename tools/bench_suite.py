@@ -121,6 +121,7 @@ def part_overhead(out: Path, q: bool) -> dict[str, Any]:
     S = r["stream_s"]
     rows = [(f"floor: {it['what']}", it["calls"] * it["price_ms"] / S) for it in r["work"]]
     rows += [(f"rest: {k}", v / S * 1e3) for k, v in r["breakdown"].items() if k != "floor_s"]
+    rows.append(("the calls alternating, nothing between", r["alternating_s"] / S * 1e3))
     rows.append(("process CPU (total)", r["cpu_ms_per_stream_s"]))
     plot_bars(
         out / "overhead.png",

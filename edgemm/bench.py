@@ -288,7 +288,8 @@ def _pricing(
 
                     w.repeat = twin
                     o.invoke = _Priced(counted, w, twin, every, burst, order)
-                    undo.append(lambda o=o: delattr(o, "invoke"))  # the class method again
+                    # the class method again, and no counter left behind
+                    undo.append(lambda o=o: (delattr(o, "invoke"), delattr(o, "_calls")))
                 elif isinstance(o, VoiceActivityDetector):
                     w = _Work(f"vad:{o.backend}", st.name, "vad")
                     twin_vad = VoiceActivityDetector(o.backend, o.hop_samples)
